@@ -1,0 +1,46 @@
+# Set-up and entry points. Every target creates .venv on first use; re-running is a no-op
+# unless pyproject.toml or constraints.txt changed.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH_VERSION ?= 2.13.0
+STAMP := $(VENV)/.installed
+TORCH_PIN := $(VENV)/torch-constraint.txt
+
+# The data directory: GLOSS_DATA_DIR if set, else ../shared/data beside a checkout, else the cache.
+export GLOSS_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: setup test test-all demo lint clean
+
+setup: $(STAMP)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# torch first: keep an importable torch (a user's CUDA build), else install the pinned CPU wheel;
+# then pin whatever is there so no later install swaps it.
+$(TORCH_PIN): | $(BIN)/python
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet "torch==$(TORCH_VERSION)"
+	$(BIN)/python -c "import torch; print('torch==' + torch.__version__)" > $@
+
+$(STAMP): pyproject.toml constraints.txt $(TORCH_PIN)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -c $(TORCH_PIN) -e ".[dev]"
+	touch $@
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q -m ""
+
+demo: $(STAMP)
+	$(BIN)/gloss run demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check study trainables analysis tests bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,1 @@
+"""Trainables: data, encoders, losses and the training loop that a Ray Tune trial runs."""

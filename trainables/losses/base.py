@@ -1,0 +1,72 @@
+"""What every auxiliary loss shares: its declared needs, its context, its result and its weight."""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from trainables.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What a loss asks of the training loop, so the loop never has to know loss names."""
+
+    class_repeats: bool = False  # batches should hold several examples of each class present
+
+
+@dataclass(frozen=True)
+class LossContext:
+    """Facts about the training data a loss may use when it is built."""
+
+    num_classes: int
+    class_counts: tuple[int, ...]
+    pretrained_embeddings: Callable[[], torch.Tensor] | None = None
+
+
+@dataclass
+class LossResult:
+    """A loss value (a scalar with its graph) and per-batch statistics worth logging."""
+
+    value: torch.Tensor
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CEParams:
+    """Cross-entropy alone has no parameters of its own."""
+
+    lam: ClassVar[float] = 0.0
+
+    def check_batch_size(self, batch_size: int) -> None:
+        """Cross-entropy works with any batch."""
+
+
+@dataclass(frozen=True)
+class AuxParams:
+    """Parameters shared by every auxiliary loss: `lam` weighs it against cross-entropy."""
+
+    lam: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.lam <= 1.0:
+            raise ConfigError(f"loss_params.lam: {self.lam} is outside [0, 1]; 1 means standalone.")
+
+    def check_batch_size(self, batch_size: int) -> None:
+        """Reject parameters that cannot work with this batch size (none by default)."""
+
+
+class AuxLoss(nn.Module):
+    """An auxiliary loss on pooled embeddings: forward(embeddings [B, D], labels [B])."""
+
+    needs: ClassVar[Needs] = Needs()
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> LossResult:
+        raise NotImplementedError
+
+
+def zero_loss(embeddings: torch.Tensor, **stats: float) -> LossResult:
+    """A zero that keeps the autograd graph intact, for batches that carry no signal."""
+    return LossResult(embeddings.sum() * 0.0, {"degenerate": 1.0, **stats})
