@@ -29,10 +29,8 @@ def check_keys(data: Mapping[str, Any], allowed: typing.Iterable[str], where: st
     allowed = list(allowed)
     for key in data:
         if key not in allowed:
-            raise ConfigError(
-                f"{join_path(where, key)}: unknown key{suggest(key, allowed)}; "
-                f"allowed keys are {', '.join(sorted(allowed))}."
-            )
+            known = f"allowed keys are {', '.join(sorted(allowed))}" if allowed else "none are allowed here"
+            raise ConfigError(f"{join_path(where, key)}: unknown key{suggest(key, allowed)}; {known}.")
 
 
 def from_mapping(cls: type[T], data: Mapping[str, Any], where: str = "") -> T:
@@ -84,15 +82,23 @@ def _coerce_union(args: tuple, value: Any, where: str) -> Any:
         if type(None) in args:
             return None
         raise ConfigError(f"{where}: a value is required here, got null.")
-    errors = []
     for arg in args:
-        if arg is type(None):
-            continue
-        try:
-            return coerce(arg, value, where)
-        except ConfigError as error:
-            errors.append(str(error).split(": ", 1)[1])
-    raise ConfigError(f"{where}: {' or '.join(e.rstrip('.') for e in errors)}.")
+        if arg is not type(None):
+            try:
+                return coerce(arg, value, where)
+            except ConfigError:
+                pass
+    raise ConfigError(f"{where}: {value!r} is not valid; expected {' or '.join(map(describe, args))}.")
+
+
+def describe(hint: Any) -> str:
+    """A short phrase for what a type hint accepts, for error messages."""
+    if hint is type(None):
+        return "null"
+    if typing.get_origin(hint) is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    return names.get(hint, getattr(hint, "__name__", str(hint)))
 
 
 def _coerce_sequence(args: tuple, value: Any, where: str) -> tuple:

@@ -1,0 +1,115 @@
+"""The typed trial configuration. Ray's untyped config dict becomes a TrialConfig here, in
+`TrialConfig.from_dict`, and nowhere else."""
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from trainables.errors import ConfigError
+from trainables.losses.base import AuxParams, CEParams
+from trainables.losses.registry import loss_entry
+from trainables.typed import coerce, from_mapping
+
+DEFAULT_LR = {"full": 2e-5, "frozen": 1e-3}
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    """Everything one trial needs; `loss_params` is the chosen loss's own typed parameters."""
+
+    dataset: str
+    loss: str = "ce"
+    loss_params: AuxParams | CEParams = field(default_factory=CEParams)
+    seed: int = 0
+    model: str = "minilm"
+    fidelity: Literal["full", "frozen"] = "frozen"
+    pooling: Literal["cls", "mean"] = "mean"
+    max_length: int = 128
+    batch_size: int = 32
+    epochs: int = 20
+    lr: float | None = None
+    weight_decay: float = 0.0
+    optimizer: Literal["adam", "adamw"] = "adamw"
+    schedule: Literal["constant", "linear", "cosine", "step"] = "linear"
+    warmup_ratio: float = 0.06
+    step_epoch: int = 30
+    max_grad_norm: float | None = 1.0
+    patience: int | None = 10
+    monitor: Literal["auto", "val_macro_f1", "val_accuracy", "val_knn_macro_f1", "val_silhouette"] = "auto"
+    val_fraction: float = 0.1
+    split_seed: int = 0
+    train_size: int | None = None
+    eval_size: int | None = None
+    batch_sampler: Literal["auto", "random", "class_aware"] = "auto"
+    per_class: int = 4
+    class_weighting: Literal["none", "balanced"] = "none"
+    projection_dim: int = 512
+    dropout: float = 0.1
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    encoder_passes: Literal[1, 2] = 1
+    save_embeddings: bool = False
+    data_dir: str | None = None
+    study: str = ""
+    phase: str = ""
+
+    def __post_init__(self) -> None:
+        positive = {"max_length": 1, "epochs": 1, "batch_size": 2, "per_class": 1, "projection_dim": 1}
+        for name, least in positive.items():
+            if getattr(self, name) < least:
+                raise ConfigError(f"{name}: {getattr(self, name)} is below the minimum {least}.")
+        for name in ("seed", "split_seed"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name}: {getattr(self, name)} is negative; seeds are integers >= 0.")
+        self._check_ranges()
+        self.loss_params.check_batch_size(self.batch_size)
+
+    def _check_ranges(self) -> None:
+        checks = [
+            ("lr", self.lr is None or self.lr > 0, "must be positive, e.g. 2e-5"),
+            ("weight_decay", self.weight_decay >= 0, "must be >= 0"),
+            ("warmup_ratio", 0 <= self.warmup_ratio < 1, "must be in [0, 1)"),
+            ("val_fraction", 0 < self.val_fraction < 1, "must be in (0, 1), e.g. 0.1"),
+            ("dropout", 0 <= self.dropout < 1, "must be in [0, 1)"),
+            ("patience", self.patience is None or self.patience >= 1, "must be >= 1, or null"),
+            ("max_grad_norm", self.max_grad_norm is None or self.max_grad_norm > 0, "must be positive, or null"),
+            ("train_size", self.train_size is None or self.train_size >= 2, "must be >= 2, or null"),
+            ("eval_size", self.eval_size is None or self.eval_size >= 2, "must be >= 2, or null"),
+            ("step_epoch", self.step_epoch >= 1, "must be >= 1"),
+        ]
+        for name, ok, rule in checks:
+            if not ok:
+                raise ConfigError(f"{name}: {getattr(self, name)} {rule}.")
+
+    @property
+    def learning_rate(self) -> float:
+        """`lr`, or the fidelity's default (full fine-tuning 2e-5, frozen head 1e-3)."""
+        return self.lr if self.lr is not None else DEFAULT_LR[self.fidelity]
+
+    @property
+    def standalone(self) -> bool:
+        """lam = 1: the encoder learns from the auxiliary loss alone; a probe classifies."""
+        return self.loss_params.lam >= 1.0
+
+    @property
+    def monitor_metric(self) -> str:
+        """The validation metric for model selection: macro-F1 of the head, or in standalone
+        mode (no trained head) the silhouette of validation embeddings, as in the paper."""
+        if self.monitor != "auto":
+            return self.monitor
+        return "val_silhouette" if self.standalone else "val_macro_f1"
+
+    @classmethod
+    def from_dict(cls, config: Mapping[str, Any]) -> "TrialConfig":
+        """The one conversion from Ray's (or a spec's) untyped dict, with precise errors."""
+        config = dict(config)
+        if "dataset" not in config:
+            raise ConfigError("dataset: required key is missing; name a dataset such as r8.")
+        entry = loss_entry(coerce(str, config.get("loss", "ce"), "loss"))
+        params = from_mapping(entry.params, config.pop("loss_params", None) or {}, "loss_params")
+        return dataclasses.replace(from_mapping(cls, config), loss_params=params)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict (loss_params nested) that `from_dict` turns back into an equal config."""
+        return dataclasses.asdict(self)

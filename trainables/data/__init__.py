@@ -1,0 +1,1 @@
+"""Datasets: the five TextGCN benchmarks by name, or a user's own JSONL/CSV files."""

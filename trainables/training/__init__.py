@@ -1,0 +1,1 @@
+"""The training loop: framework-free, so it runs and is tested without Ray."""

@@ -1,0 +1,256 @@
+"""The training loop: epochs of optimisation, evaluation and model selection, yielded as flat
+records; its whole state fits in one checkpoint taken between epochs."""
+
+import copy
+import resource
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from trainables.config import TrialConfig
+from trainables.data.batches import ClassAwareBatches, RandomBatches
+from trainables.losses import LossContext, Needs, Objective, build_aux_loss, loss_entry
+from trainables.model.classifier import Classifier, FeatureProjection
+from trainables.model.encoder import TextEncoder, load_backbone
+from trainables.training.metrics import embedding_metrics, head_metrics
+from trainables.training.optim import build_optimizer, build_scheduler
+from trainables.training.prepare import Inputs, PreparedData, prepare_data
+from trainables.training.probe import linear_probe
+from trainables.training.seeding import seed_everything, seed_hash
+from trainables.training.selection import BestEpoch
+
+
+class Diverged(Exception):
+    """The loss or its gradient stopped being finite."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' is CUDA when available, else CPU."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def build_model(config: TrialConfig, data: PreparedData) -> Classifier:
+    """A fine-tuned encoder (full fidelity) or a projection over cached embeddings (frozen)."""
+    if config.fidelity == "frozen":
+        body = FeatureProjection(data.train.features.shape[1], config.projection_dim, config.dropout)
+    else:
+        body = TextEncoder(load_backbone(config.model, seed=config.seed), config.pooling)
+    return Classifier(body, data.num_classes, config.dropout)
+
+
+def batch_order(config: TrialConfig, needs: Needs, labels: np.ndarray) -> RandomBatches | ClassAwareBatches:
+    """Class-aware batches when asked, or by default when the loss needs classes to repeat."""
+    class_aware = config.batch_sampler == "class_aware" or (
+        config.batch_sampler == "auto" and needs.class_repeats
+    )
+    if class_aware:
+        return ClassAwareBatches(labels, config.batch_size, config.per_class, config.seed)
+    return RandomBatches(labels, config.batch_size, config.seed)
+
+
+def class_weights(config: TrialConfig, counts: tuple[int, ...]) -> torch.Tensor | None:
+    """Balanced CE weights N / (C * n_c), or None."""
+    if config.class_weighting == "none":
+        return None
+    counts_tensor = torch.tensor(counts, dtype=torch.float32).clamp_min(1)
+    return counts_tensor.sum() / (len(counts) * counts_tensor)
+
+
+class Trainer:
+    """Train one configuration; iterate `run()` for one record per epoch until it finishes."""
+
+    def __init__(self, config: TrialConfig, data: PreparedData | None = None) -> None:
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.autocast_dtype = self._autocast_dtype()
+        seed_everything(seed_hash(config.seed, "init"))
+        self.data = data or prepare_data(config, self.device)
+        self.model = build_model(config, self.data).to(self.device)
+        context = LossContext(self.data.num_classes, self.data.class_counts, self.data.pretrained)
+        aux = build_aux_loss(config.loss, config.loss_params, context)
+        weights = class_weights(config, self.data.class_counts)
+        self.objective = Objective(aux, config.loss_params.lam, weights).to(self.device)
+        self.batches = batch_order(config, loss_entry(config.loss).needs, self.data.train.labels)
+        self.optimizer = build_optimizer(self.model.parameters(), config)
+        self.scheduler = build_scheduler(self.optimizer, config, len(self.batches))
+        self.best = BestEpoch(config.patience)
+        self.best_weights: dict | None = None
+        self.best_test_embeddings: torch.Tensor | None = None
+        self.last_test_embeddings: torch.Tensor | None = None
+        self.probe_metrics: dict[str, float] = {}
+        self.epoch = 0
+        self.train_time = 0.0
+        self.status = "running"
+
+    def _autocast_dtype(self) -> torch.dtype | None:
+        precision = self.config.precision
+        if precision == "auto":
+            precision = "bf16" if self.device.type == "cuda" else "fp32"
+        return torch.bfloat16 if precision == "bf16" else None
+
+    @property
+    def finished(self) -> bool:
+        return self.status != "running"
+
+    def run(self) -> Iterator[dict]:
+        """One record per epoch until the budget, early stopping or divergence ends training."""
+        while not self.finished:
+            yield self.run_epoch()
+
+    def run_epoch(self) -> dict:
+        """Train one epoch, evaluate, update model selection; the epoch's flat record."""
+        self.epoch += 1
+        seed_everything(seed_hash(self.config.seed, self.epoch))
+        start = time.perf_counter()
+        try:
+            record = self._train_epoch()
+        except Diverged as reason:
+            self.status = "diverged"
+            return {"epoch": self.epoch, "status": self.status, "diverged_reason": str(reason),
+                    **self._selection_fields()}
+        record.update(self._evaluate())
+        self._select(record)
+        record.update(epoch=self.epoch, epoch_time_s=time.perf_counter() - start, status=self.status,
+                      train_time_s=self.train_time, peak_memory_mb=self._peak_memory_mb())
+        if self.finished and self.config.standalone:
+            self.probe_metrics = self._probe()
+            record.update(self.probe_metrics)
+        record.update(self._selection_fields())
+        return record
+
+    def _forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
+                            enabled=self.autocast_dtype is not None):
+            return self.model(batch)
+
+    def _train_epoch(self) -> dict:
+        self.model.train()
+        sums: dict[str, float] = defaultdict(float)
+        steps = samples = 0
+        start = time.perf_counter()
+        for step, indices in enumerate(self.batches.epoch(self.epoch)):
+            batch = self._to_device(self.data.train.batch(indices))
+            labels = torch.from_numpy(self.data.train.labels[indices]).to(self.device)
+            embeddings, logits = self._forward(batch)
+            if self.config.encoder_passes == 2:
+                embeddings, _ = self._forward(batch)
+            loss, terms = self.objective(embeddings, logits, labels)
+            self._optimise(loss, step)
+            for key, value in {"loss": float(loss.detach()), **terms}.items():
+                sums[key] += value
+            steps, samples = steps + 1, samples + len(indices)
+        elapsed = time.perf_counter() - start
+        self.train_time += elapsed
+        record = {f"train_{key}": value / max(steps, 1) for key, value in sums.items()}
+        record.update(samples_per_s=samples / elapsed, lr=self.scheduler.get_last_lr()[0])
+        return record
+
+    def _optimise(self, loss: torch.Tensor, step: int) -> None:
+        if not torch.isfinite(loss):
+            raise Diverged(f"non-finite loss ({float(loss)}) at step {step + 1} of epoch {self.epoch}")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(
+            self.model.parameters(), self.config.max_grad_norm or float("inf")
+        )
+        if not torch.isfinite(norm):
+            raise Diverged(f"non-finite gradient norm at step {step + 1} of epoch {self.epoch}")
+        self.optimizer.step()
+        self.scheduler.step()
+
+    def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {key: value.to(self.device, non_blocking=True) for key, value in batch.items()}
+
+    @torch.inference_mode()
+    def embed(self, inputs: Inputs) -> tuple[torch.Tensor, torch.Tensor]:
+        """Embeddings and logits of a whole split (CPU, float32), in length-sorted batches."""
+        self.model.eval()
+        order = np.argsort(inputs.lengths(), kind="stable")
+        embeddings, logits = [], []
+        for start in range(0, len(order), 2 * self.config.batch_size):
+            chunk = order[start : start + 2 * self.config.batch_size]
+            emb, out = self._forward(self._to_device(inputs.batch(chunk)))
+            embeddings.append(emb.float().cpu())
+            logits.append(out.float().cpu())
+        inverse = torch.from_numpy(np.argsort(order))
+        return torch.cat(embeddings)[inverse], torch.cat(logits)[inverse]
+
+    def _evaluate(self) -> dict:
+        record = {}
+        for name in ("val", "test"):
+            inputs = getattr(self.data, name)
+            embeddings, logits = self.embed(inputs)
+            if not self.config.standalone:
+                record.update(head_metrics(name, inputs.labels, logits))
+            record.update(embedding_metrics(name, inputs.labels, embeddings))
+            if name == "test":
+                self.last_test_embeddings = embeddings
+        return record
+
+    def _select(self, record: dict) -> None:
+        if self.best.update(self.epoch, record[self.config.monitor_metric], record):
+            if self.config.standalone:
+                self.best_weights = copy.deepcopy({k: v.cpu() for k, v in self.model.state_dict().items()})
+            if self.config.save_embeddings:
+                self.best_test_embeddings = self.last_test_embeddings.half()
+        if self.best.stop:
+            self.status = "early_stopped"
+        elif self.epoch >= self.config.epochs:
+            self.status = "completed"
+
+    def _probe(self) -> dict:
+        """Standalone mode: a linear probe on embeddings from the best epoch's weights."""
+        if self.best_weights is not None:
+            self.model.load_state_dict(self.best_weights)
+        train = (self.embed(self.data.train)[0], self.data.train.labels)
+        evaluations = {name: (self.embed(getattr(self.data, name))[0], getattr(self.data, name).labels)
+                       for name in ("val", "test")}
+        return linear_probe(train, evaluations)
+
+    def _selection_fields(self) -> dict:
+        """The best epoch so far and the test metrics chosen by validation (the probe's when
+        standalone training has finished)."""
+        standalone = self.config.standalone
+        source, prefix = (self.probe_metrics, "probe_test_") if standalone else (self.best.record, "test_")
+        fields = {"best_epoch": self.best.epoch, "best_score": self.best.score,
+                  "monitor": self.config.monitor_metric}
+        for metric in ("accuracy", "macro_f1"):
+            if (value := source.get(prefix + metric)) is not None:
+                fields[f"selected_test_{metric}"] = value
+        return fields
+
+    def _peak_memory_mb(self) -> float:
+        if self.device.type == "cuda":
+            peak = torch.cuda.max_memory_allocated(self.device) / 2**20
+            torch.cuda.reset_peak_memory_stats(self.device)
+            return peak
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue after this epoch; RNG state derives from (seed, epoch)."""
+        return {
+            "epoch": self.epoch,
+            "status": self.status,
+            "train_time": self.train_time,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "best": self.best.state_dict(),
+            "best_weights": self.best_weights,
+            "best_test_embeddings": self.best_test_embeddings,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from a state taken by `state_dict`."""
+        self.epoch, self.status, self.train_time = state["epoch"], state["status"], state["train_time"]
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.best.load_state_dict(state["best"])
+        self.best_weights = state["best_weights"]
+        self.best_test_embeddings = state["best_test_embeddings"]
