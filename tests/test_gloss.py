@@ -157,8 +157,16 @@ DEGENERATE = {
     "single example": (torch.randn(1, 4), torch.tensor([0]), {}),
     "two examples": (torch.randn(2, 4), torch.tensor([0, 0]), {"gamma": 0.9}),
     "zero vectors": (torch.zeros(6, 4), torch.tensor([0, 1, 0, 1, 0, 1]), {}),
-    "spreading, tiny sigma": (torch.randn(8, 4), torch.arange(8) % 2, {"sigma": 1e-4, "propagation": "spreading"}),
-    "reference, tiny sigma": (torch.randn(8, 4), torch.arange(8) % 2, {"sigma": 1e-4, "variant": "reference"}),
+    "spreading, tiny sigma": (
+        torch.randn(8, 4),
+        torch.arange(8) % 2,
+        {"sigma": 1e-4, "propagation": "spreading"},
+    ),
+    "reference, tiny sigma": (
+        torch.randn(8, 4),
+        torch.arange(8) % 2,
+        {"sigma": 1e-4, "variant": "reference"},
+    ),
     "float32 solve": (torch.randn(16, 4), torch.arange(16) % 4, {"solve_dtype": "float32", "k": 3}),
 }
 
@@ -211,7 +219,15 @@ def test_distributions_are_rows_summing_to_one_or_zero(size, log_sigma, seed):
 
 @pytest.mark.parametrize(
     "params",
-    [{"sigma": 0.0}, {"sigma": -1.0}, {"gamma": 1.0}, {"gamma": 0.0}, {"k": 0}, {"alpha": 1.0}, {"lam": -0.1}],
+    [
+        {"sigma": 0.0},
+        {"sigma": -1.0},
+        {"gamma": 1.0},
+        {"gamma": 0.0},
+        {"k": 0},
+        {"alpha": 1.0},
+        {"lam": -0.1},
+    ],
 )
 def test_impossible_parameters_are_refused(params):
     with pytest.raises(ConfigError, match="loss_params"):

@@ -73,7 +73,11 @@ class TrialConfig:
             ("val_fraction", 0 < self.val_fraction < 1, "must be in (0, 1), e.g. 0.1"),
             ("dropout", 0 <= self.dropout < 1, "must be in [0, 1)"),
             ("patience", self.patience is None or self.patience >= 1, "must be >= 1, or null"),
-            ("max_grad_norm", self.max_grad_norm is None or self.max_grad_norm > 0, "must be positive, or null"),
+            (
+                "max_grad_norm",
+                self.max_grad_norm is None or self.max_grad_norm > 0,
+                "must be positive, or null",
+            ),
             ("train_size", self.train_size is None or self.train_size >= 2, "must be >= 2, or null"),
             ("eval_size", self.eval_size is None or self.eval_size >= 2, "must be >= 2, or null"),
             ("step_epoch", self.step_epoch >= 1, "must be >= 1"),

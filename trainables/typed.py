@@ -15,7 +15,7 @@ T = TypeVar("T")
 
 def suggest(word: str, options: typing.Iterable[str]) -> str:
     """A ' (did you mean ...?)' hint naming the closest option, or '' when none is close."""
-    close = difflib.get_close_matches(str(word), [str(o) for o in options], n=1, cutoff=0.6)
+    close = difflib.get_close_matches(str(word), [str(o) for o in options], n=1, cutoff=0.5)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
@@ -63,7 +63,9 @@ def coerce(hint: Any, value: Any, where: str) -> Any:
         if value in args and not (isinstance(value, bool) and True in args and value is not True):
             return value
         choices = ", ".join(repr(a) for a in args)
-        raise ConfigError(f"{where}: {value!r} is not allowed; choose one of {choices}{suggest(value, args)}.")
+        raise ConfigError(
+            f"{where}: {value!r} is not allowed; choose one of {choices}{suggest(value, args)}."
+        )
     if origin in (Union, types.UnionType):
         return _coerce_union(args, value, where)
     if dataclasses.is_dataclass(hint):

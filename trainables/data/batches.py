@@ -49,13 +49,16 @@ class ClassAwareBatches:
 
 
 class _Cycle:
-    """Draw from a class's examples without replacement, reshuffling when exhausted."""
+    """Draw from a class's examples without replacement, reshuffling when exhausted; one draw
+    never repeats an example."""
 
     def __init__(self, members: np.ndarray, rng: np.random.Generator) -> None:
         self.members, self.rng, self.queue = members, rng, np.array([], dtype=np.int64)
 
     def take(self, count: int) -> np.ndarray:
-        while len(self.queue) < count:
-            self.queue = np.concatenate([self.queue, self.rng.permutation(self.members)])
+        if len(self.queue) < count:
+            fresh = self.rng.permutation(self.members)
+            pending = np.isin(fresh, self.queue)
+            self.queue = np.concatenate([self.queue, fresh[~pending], fresh[pending]])
         taken, self.queue = self.queue[:count], self.queue[count:]
         return taken

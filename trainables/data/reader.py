@@ -53,7 +53,9 @@ def _csv_rows(handle: io.TextIOBase, path: Path):
     reader = csv.DictReader(handle)
     missing = {"text", "label"} - set(reader.fieldnames or ())
     if missing:
-        raise DataError(f"{path}:1: the header lacks {' and '.join(sorted(missing))}; name the columns text and label.")
+        raise DataError(
+            f"{path}:1: the header lacks {' and '.join(sorted(missing))}; name the columns text and label."
+        )
     for row in reader:
         yield reader.line_num, row
 

@@ -30,13 +30,9 @@ def allocate(counts: np.ndarray, total: int, minimum: np.ndarray, maximum: np.nd
     return taken
 
 
-def stratified_take(
-    labels: np.ndarray, per_class: np.ndarray, rng: np.random.Generator
-) -> np.ndarray:
+def stratified_take(labels: np.ndarray, per_class: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Sorted indices holding `per_class[c]` random examples of each class c."""
-    chosen = [
-        rng.permutation(np.flatnonzero(labels == c))[:count] for c, count in enumerate(per_class)
-    ]
+    chosen = [rng.permutation(np.flatnonzero(labels == c))[:count] for c, count in enumerate(per_class)]
     return np.sort(np.concatenate(chosen)) if chosen else np.array([], dtype=np.int64)
 
 
@@ -54,7 +50,13 @@ def validation_split(
 
 
 def subset(
-    indices: np.ndarray, labels: np.ndarray, size: int | None, num_classes: int, seed: int, *, every_class: bool
+    indices: np.ndarray,
+    labels: np.ndarray,
+    size: int | None,
+    num_classes: int,
+    seed: int,
+    *,
+    every_class: bool,
 ) -> np.ndarray:
     """A stratified subset of `indices` of `size` (all when None); with `every_class`, each class
     present keeps at least one example."""

@@ -35,7 +35,11 @@ def tokenize(texts: Sequence[str], tokenizer, max_length: int) -> list[np.ndarra
 
     key = hashlib.sha256(
         json.dumps(
-            {"texts": texts_fingerprint(texts), "tokenizer": tokenizer_identity(tokenizer), "max_length": max_length},
+            {
+                "texts": texts_fingerprint(texts),
+                "tokenizer": tokenizer_identity(tokenizer),
+                "max_length": max_length,
+            },
             sort_keys=True,
         ).encode()
     ).hexdigest()[:32]

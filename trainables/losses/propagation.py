@@ -52,9 +52,7 @@ def solver_regulariser(dtype: torch.dtype) -> float:
     return torch.finfo(dtype).eps ** 0.5
 
 
-def harmonic_mass(
-    transition: torch.Tensor, one_hot: torch.Tensor, labeled: torch.Tensor
-) -> torch.Tensor:
+def harmonic_mass(transition: torch.Tensor, one_hot: torch.Tensor, labeled: torch.Tensor) -> torch.Tensor:
     """Unnormalised class mass of the hidden nodes: ((1 + eps) I - T_UU)^-1 T_UL Y_L.
 
     Rows sum to the probability that a walk from the node reaches a labeled node (1 when the
@@ -63,9 +61,10 @@ def harmonic_mass(
     hidden = ~labeled
     t_uu = transition[hidden][:, hidden]
     t_ul = transition[hidden][:, labeled]
-    system = torch.eye(len(t_uu), dtype=t_uu.dtype, device=t_uu.device) * (
-        1.0 + solver_regulariser(t_uu.dtype)
-    ) - t_uu
+    system = (
+        torch.eye(len(t_uu), dtype=t_uu.dtype, device=t_uu.device) * (1.0 + solver_regulariser(t_uu.dtype))
+        - t_uu
+    )
     return torch.linalg.solve(system, t_ul @ one_hot[labeled])
 
 

@@ -10,9 +10,7 @@ SAMPLE_SIZE = 4000
 CHUNK = 1024
 
 
-def sigma_heuristic(
-    name: str, embeddings: torch.Tensor, labels: torch.Tensor, seed: int = 0
-) -> float:
+def sigma_heuristic(name: str, embeddings: torch.Tensor, labels: torch.Tensor, seed: int = 0) -> float:
     """`sqrt`: sqrt(median pairwise distance / 3); `dicm`: min distance across classes / 3.
 
     Distances are between L2-normalised embeddings. The median uses a seeded sample of

@@ -19,8 +19,13 @@ EMBED_BATCH = 64
 
 def cache_key(model: str, texts: Sequence[str], max_length: int, pooling: Pooling) -> str:
     """The file stem of one cached embedding matrix."""
-    spec = {"model": resolve_model(model), "alias": model, "texts": texts_fingerprint(texts),
-            "max_length": max_length, "pooling": pooling}
+    spec = {
+        "model": resolve_model(model),
+        "alias": model,
+        "texts": texts_fingerprint(texts),
+        "max_length": max_length,
+        "pooling": pooling,
+    }
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:32]
 
 
@@ -34,22 +39,30 @@ def pooled_embeddings(
     label: str = "",
 ) -> np.ndarray:
     """[N, D] float32 embeddings of `texts`, from the cache or computed (with a progress bar)."""
-    path = cache_dir("embeddings") / f"{label}{'-' if label else ''}{cache_key(model, texts, max_length, pooling)}.npy"
+    path = (
+        cache_dir("embeddings")
+        / f"{label}{'-' if label else ''}{cache_key(model, texts, max_length, pooling)}.npy"
+    )
     if path.exists():
         return np.load(path)
     with file_lock(path):
         if path.exists():
             return np.load(path)
         matrix = embed_texts(model, texts, max_length=max_length, pooling=pooling, device=device, label=label)
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as handle:
-                np.save(handle, matrix)
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            np.save(handle, matrix)
     return matrix
 
 
 @torch.inference_mode()
 def embed_texts(
-    model: str, texts: Sequence[str], *, max_length: int, pooling: Pooling, device: torch.device, label: str = ""
+    model: str,
+    texts: Sequence[str],
+    *,
+    max_length: int,
+    pooling: Pooling,
+    device: torch.device,
+    label: str = "",
 ) -> np.ndarray:
     """Run the pre-trained encoder over `texts` in length-sorted batches (little padding)."""
     from tqdm.auto import tqdm

@@ -58,7 +58,12 @@ def _embeddings(
     """Pooled pre-trained embeddings of `texts`, through the on-disk cache."""
     return torch.from_numpy(
         pooled_embeddings(
-            config.model, texts, max_length=config.max_length, pooling=config.pooling, device=device, label=label
+            config.model,
+            texts,
+            max_length=config.max_length,
+            pooling=config.pooling,
+            device=device,
+            label=label,
         )
     )
 

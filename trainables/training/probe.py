@@ -17,5 +17,7 @@ def linear_probe(
     for name, (embeddings, labels) in evaluations.items():
         predictions = probe.predict(F.normalize(embeddings.float(), dim=1).numpy())
         metrics[f"probe_{name}_accuracy"] = float(accuracy_score(labels, predictions))
-        metrics[f"probe_{name}_macro_f1"] = float(f1_score(labels, predictions, average="macro", zero_division=0))
+        metrics[f"probe_{name}_macro_f1"] = float(
+            f1_score(labels, predictions, average="macro", zero_division=0)
+        )
     return metrics

@@ -111,12 +111,21 @@ class Trainer:
             record = self._train_epoch()
         except Diverged as reason:
             self.status = "diverged"
-            return {"epoch": self.epoch, "status": self.status, "diverged_reason": str(reason),
-                    **self._selection_fields()}
+            return {
+                "epoch": self.epoch,
+                "status": self.status,
+                "diverged_reason": str(reason),
+                **self._selection_fields(),
+            }
         record.update(self._evaluate())
         self._select(record)
-        record.update(epoch=self.epoch, epoch_time_s=time.perf_counter() - start, status=self.status,
-                      train_time_s=self.train_time, peak_memory_mb=self._peak_memory_mb())
+        record.update(
+            epoch=self.epoch,
+            epoch_time_s=time.perf_counter() - start,
+            status=self.status,
+            train_time_s=self.train_time,
+            peak_memory_mb=self._peak_memory_mb(),
+        )
         if self.finished and self.config.standalone:
             self.probe_metrics = self._probe()
             record.update(self.probe_metrics)
@@ -124,8 +133,11 @@ class Trainer:
         return record
 
     def _forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
-                            enabled=self.autocast_dtype is not None):
+        with torch.autocast(
+            self.device.type,
+            dtype=self.autocast_dtype or torch.float32,
+            enabled=self.autocast_dtype is not None,
+        ):
             return self.model(batch)
 
     def _train_epoch(self) -> dict:
@@ -208,8 +220,10 @@ class Trainer:
         if self.best_weights is not None:
             self.model.load_state_dict(self.best_weights)
         train = (self.embed(self.data.train)[0], self.data.train.labels)
-        evaluations = {name: (self.embed(getattr(self.data, name))[0], getattr(self.data, name).labels)
-                       for name in ("val", "test")}
+        evaluations = {
+            name: (self.embed(getattr(self.data, name))[0], getattr(self.data, name).labels)
+            for name in ("val", "test")
+        }
         return linear_probe(train, evaluations)
 
     def _selection_fields(self) -> dict:
@@ -217,8 +231,11 @@ class Trainer:
         standalone training has finished)."""
         standalone = self.config.standalone
         source, prefix = (self.probe_metrics, "probe_test_") if standalone else (self.best.record, "test_")
-        fields = {"best_epoch": self.best.epoch, "best_score": self.best.score,
-                  "monitor": self.config.monitor_metric}
+        fields = {
+            "best_epoch": self.best.epoch,
+            "best_score": self.best.score,
+            "monitor": self.config.monitor_metric,
+        }
         for metric in ("accuracy", "macro_f1"):
             if (value := source.get(prefix + metric)) is not None:
                 fields[f"selected_test_{metric}"] = value

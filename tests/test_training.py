@@ -1,0 +1,134 @@
+"""The training loop on real data: every loss at both fidelities, resumption, divergence,
+standalone mode and early stopping."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import silhouette_samples
+
+from trainables.config import TrialConfig
+from trainables.losses import LOSSES
+from trainables.training.metrics import knn_predictions, macro_silhouette
+from trainables.training.trainer import Trainer
+
+TIMING = {"epoch_time_s", "train_time_s", "samples_per_s", "peak_memory_mb"}
+TINY = {
+    "dataset": "r8",
+    "model": "tiny-bert",
+    "fidelity": "full",
+    "train_size": 48,
+    "eval_size": 40,
+    "batch_size": 16,
+    "max_length": 48,
+    "lr": 5e-4,
+}
+FROZEN = {"dataset": "r8", "train_size": 400, "eval_size": 200, "epochs": 5}
+
+
+def run(config: dict, data_dir) -> list[dict]:
+    return list(Trainer(TrialConfig.from_dict({**config, "data_dir": str(data_dir)})).run())
+
+
+def without_timing(record: dict) -> dict:
+    return {k: v for k, v in record.items() if k not in TIMING}
+
+
+@pytest.mark.parametrize("loss", list(LOSSES))
+def test_tiny_bert_trains_two_epochs_with_each_loss(loss, data_dir):
+    records = run({**TINY, "loss": loss, "epochs": 2}, data_dir)
+    assert [r["epoch"] for r in records] == [1, 2]
+    assert records[-1]["status"] == "completed"
+    last = records[-1]
+    assert math.isfinite(last["train_loss"]) and last["samples_per_s"] > 0
+    assert ("train_aux" in last) == (loss != "ce")
+    assert {"val_accuracy", "val_macro_f1", "val_knn_macro_f1", "val_silhouette", "test_macro_f1"} <= set(
+        last
+    )
+    best = records[last["best_epoch"] - 1]
+    assert last["selected_test_macro_f1"] == best["test_macro_f1"], "test metric of the best val epoch"
+
+
+def test_tiny_bert_cross_entropy_learns(data_dir):
+    losses = [r["train_loss"] for r in run({**TINY, "epochs": 4, "schedule": "constant"}, data_dir)]
+    assert losses[-1] < 0.8 * losses[0]
+
+
+@pytest.mark.parametrize("loss", list(LOSSES))
+def test_frozen_minilm_beats_chance_with_each_loss(loss, data_dir):
+    last = run({**FROZEN, "loss": loss}, data_dir)[-1]
+    majority = 0.52
+    assert last["val_accuracy"] > majority + 0.2
+    assert last["val_macro_f1"] > 0.4, "8 classes: chance macro-F1 is about 0.09"
+
+
+@pytest.mark.parametrize("config", [{**FROZEN, "loss": "gloss"}, {**TINY, "loss": "supcon", "epochs": 4}])
+def test_resumed_training_equals_uninterrupted(config, data_dir):
+    config = {**config, "epochs": 4, "data_dir": str(data_dir)}
+    uninterrupted = [without_timing(r) for r in Trainer(TrialConfig.from_dict(config)).run()]
+    first = Trainer(TrialConfig.from_dict(config))
+    head = [without_timing(first.run_epoch()) for _ in range(2)]
+    state = first.state_dict()
+    second = Trainer(TrialConfig.from_dict(config))
+    second.load_state_dict(state)
+    tail = [without_timing(r) for r in second.run()]
+    assert head + tail == uninterrupted
+
+
+def test_absurd_learning_rate_ends_as_diverged(data_dir):
+    records = run({**FROZEN, "loss": "gloss", "lr": 1e8, "max_grad_norm": None}, data_dir)
+    assert records[-1]["status"] == "diverged"
+    assert "non-finite" in records[-1]["diverged_reason"]
+
+
+def test_standalone_mode_selects_by_silhouette_and_ends_with_a_probe(data_dir):
+    records = run({**FROZEN, "loss": "gloss", "loss_params": {"lam": 1.0}}, data_dir)
+    last = records[-1]
+    assert last["monitor"] == "val_silhouette"
+    assert "val_accuracy" not in records[0], "no trained head in standalone mode"
+    assert last["selected_test_accuracy"] == last["probe_test_accuracy"] > 0.7
+
+
+def test_early_stopping_after_patience(data_dir):
+    records = run({**FROZEN, "lr": 1e-12, "patience": 2, "epochs": 10}, data_dir)
+    assert [r["status"] for r in records] == ["running", "running", "early_stopped"]
+    assert records[-1]["best_epoch"] == 1
+
+
+def test_two_encoder_passes_option(data_dir):
+    last = run({**TINY, "loss": "gloss", "epochs": 1, "encoder_passes": 2}, data_dir)[-1]
+    assert last["status"] == "completed" and math.isfinite(last["train_aux"])
+
+
+def test_macro_silhouette_matches_sklearn():
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(60, 5, generator=generator)
+    y = torch.randint(0, 4, (60,), generator=generator)
+    y[0] = 5  # a singleton class scores 0 by scikit-learn's convention
+    samples = silhouette_samples(x.numpy(), y.numpy(), metric="cosine")
+    expected = np.mean([samples[y.numpy() == c].mean() for c in np.unique(y.numpy())])
+    assert macro_silhouette(x, y) == pytest.approx(expected, abs=1e-6)
+
+
+def loop_knn(x: np.ndarray, y: np.ndarray, k: int) -> list[int]:
+    unit = x / np.linalg.norm(x, axis=1, keepdims=True)
+    predictions = []
+    for i in range(len(x)):
+        similarity = unit @ unit[i]
+        similarity[i] = -np.inf
+        neighbours = np.argsort(-similarity)[:k]
+        votes = np.bincount(y[neighbours], minlength=y.max() + 1)
+        winners = np.flatnonzero(votes == votes.max())
+        nearest = y[neighbours[0]]
+        predictions.append(int(nearest if nearest in winners else winners[0]))
+    return predictions
+
+
+def test_knn_is_leave_one_out_with_ties_to_the_nearest():
+    x = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.95, 0.05], [0.0, 1.0], [0.1, 0.9], [0.05, 0.95]])
+    y = torch.tensor([0, 0, 1, 1, 1, 0])
+    assert knn_predictions(x, y, k=2).tolist() == loop_knn(x.numpy(), y.numpy(), 2) == [1, 1, 0, 0, 0, 1]
+    generator = torch.Generator().manual_seed(1)
+    x, y = torch.randn(80, 6, generator=generator), torch.randint(0, 3, (80,), generator=generator)
+    assert knn_predictions(x, y, k=5).tolist() == loop_knn(x.numpy(), y.numpy(), 5)
