@@ -7,6 +7,9 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Ray reads these at import time: every test's Ray stays on 127.0.0.1, without Tune's tables.
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -26,3 +29,15 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("gloss-cache")
     os.environ["GLOSS_CACHE_DIR"] = str(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def local_ray():
+    """One local Ray (127.0.0.1 only, 2 CPUs) shared by the tests that run studies."""
+    import ray
+
+    from study.ray_session import connect
+
+    connect(None, num_cpus=2)
+    yield
+    ray.shutdown()

@@ -16,7 +16,8 @@ DEFAULT_LR = {"full": 2e-5, "frozen": 1e-3}
 
 @dataclass(frozen=True)
 class TrialConfig:
-    """Everything one trial needs; `loss_params` is the chosen loss's own typed parameters."""
+    """Everything one trial needs; `loss_params` is the chosen loss's own typed parameters and
+    `tags` are free labels copied into every record (an ablation's factor and level)."""
 
     dataset: str
     loss: str = "ce"
@@ -53,6 +54,7 @@ class TrialConfig:
     data_dir: str | None = None
     study: str = ""
     phase: str = ""
+    tags: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         positive = {"max_length": 1, "epochs": 1, "batch_size": 2, "per_class": 1, "projection_dim": 1}

@@ -15,7 +15,8 @@ T = TypeVar("T")
 
 def suggest(word: str, options: typing.Iterable[str]) -> str:
     """A ' (did you mean ...?)' hint naming the closest option, or '' when none is close."""
-    close = difflib.get_close_matches(str(word), [str(o) for o in options], n=1, cutoff=0.5)
+    candidates = [str(o) for o in options if str(o) != str(word)]
+    close = difflib.get_close_matches(str(word), candidates, n=1, cutoff=0.5)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 

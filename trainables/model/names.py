@@ -2,6 +2,7 @@
 
 import importlib.resources
 import os
+import socket
 from pathlib import Path
 
 from trainables.errors import ConfigError
@@ -36,6 +37,17 @@ def resolve_model(name: str) -> str:
     return ALIASES.get(name, name)
 
 
+def hub_reachable(timeout_s: float = 3.0) -> bool:
+    """Whether the model hub can be asked at all (never when HF_HUB_OFFLINE=1)."""
+    if os.environ.get("HF_HUB_OFFLINE") == "1":
+        return False
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=timeout_s).close()
+    except OSError:
+        return False
+    return True
+
+
 def check_model(name: str) -> None:
     """Fail early, with the fix, when `name` cannot be loaded here (offline hub ids, typos)."""
     target = resolve_model(name)
@@ -45,9 +57,15 @@ def check_model(name: str) -> None:
         raise ConfigError(f"model: folder {target} does not exist; give an existing model folder.")
     from transformers import AutoConfig
 
+    online = hub_reachable()
     try:
-        AutoConfig.from_pretrained(target, local_files_only=os.environ.get("HF_HUB_OFFLINE") == "1")
+        AutoConfig.from_pretrained(target, local_files_only=not online)
     except (OSError, ValueError):
+        if name in ALIASES and not online:
+            raise ConfigError(
+                f"model: '{name}' ({target}) is not in the local Hugging Face cache and the hub is "
+                "unreachable; run where the hub is reachable, or give a local model folder."
+            ) from None
         raise ConfigError(
             f"model: cannot load '{name}'{suggest(name, ALIASES)}; use an alias "
             f"({', '.join(ALIASES)}), a local model folder, or a hub id with network access."

@@ -1,0 +1,1 @@
+"""Study: specs, search spaces, Ray Tune launch and the `gloss` command."""

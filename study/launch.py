@@ -1,0 +1,145 @@
+"""Run a study's phases as Ray Tune experiments under <storage>/<study name>/<phase>, resuming
+interrupted ones with Tuner.restore (finished trials are never rerun)."""
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from study.plan import Phase, final_phase, phases
+from study.searchers import FINISHED_STATUSES, METRIC, MODE
+from study.spec import StudySpec
+from trainables.errors import ConfigError, GlossError
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run: where results go, whether to resume, how many trials at once."""
+
+    storage: str
+    resume: bool = False
+    max_concurrent: int | None = None
+
+
+def storage_root(storage: str, study: str) -> str:
+    """<storage>/<study> as an absolute path or a URI such as s3://bucket/prefix/study."""
+    if "://" in storage:
+        return f"{storage.rstrip('/')}/{study}"
+    return str(Path(storage).expanduser().resolve() / study)
+
+
+def check_writable(root: str) -> None:
+    """Refuse an unwritable local storage path before any trial starts."""
+    if "://" in root:
+        return
+    try:
+        Path(root).mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=root):
+            pass
+    except OSError as error:
+        raise ConfigError(
+            f"storage: cannot write to {root} ({error.strerror}); choose a writable folder with --storage."
+        ) from None
+
+
+def run_study(spec: StudySpec, options: RunOptions) -> list[str]:
+    """Run every phase in order; returns the experiment folders."""
+    root = storage_root(options.storage, spec.name)
+    first = phases(spec)[0]
+    results = run_phase(spec, first, options, root)
+    paths = [f"{root}/{first.name}"]
+    if spec.kind == "protocol":
+        run_phase(spec, final_phase(spec, best_configs(results)), options, root)
+        paths.append(f"{root}/final")
+    return paths
+
+
+def run_phase(spec: StudySpec, phase: Phase, options: RunOptions, root: str):
+    """One Tune experiment: restored when it exists and --resume is given, else started."""
+    from ray import tune
+
+    from study.progress import Progress
+    from trainables.trainable import train_trial
+
+    path = f"{root}/{phase.name}"
+    trainable = tune.with_resources(train_trial, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
+    if tune.Tuner.can_restore(path):
+        if not options.resume:
+            raise GlossError(
+                f"study '{spec.name}' already has a {phase.name} phase in {path}; pass --resume to "
+                "continue it, or choose another --storage or study name."
+            )
+        tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
+    else:
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(
+                search_alg=phase.searcher(),
+                num_samples=phase.trials,
+                metric=METRIC,
+                mode=MODE,
+                scheduler=scheduler(spec) if phase.asha else None,
+                max_concurrent_trials=options.max_concurrent,
+                reuse_actors=True,
+                trial_dirname_creator=trial_folder_name,
+            ),
+            run_config=tune.RunConfig(
+                name=phase.name,
+                storage_path=root,
+                failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                callbacks=[Progress(phase.name, phase.trials)],
+                verbose=0,
+            ),
+        )
+    return tuner.fit()
+
+
+def trial_folder_name(trial) -> str:
+    """Readable trial folders: <dataset>-<loss>-s<seed>-<trial id>."""
+    config = trial.config
+    return f"{config['dataset']}-{config['loss']}-s{config['seed']}-{trial.trial_id}"
+
+
+def scheduler(spec: StudySpec):
+    """ASHA on epochs; what it stops early is told to Optuna as pruned, not complete."""
+    from ray.tune.schedulers import ASHAScheduler
+
+    return ASHAScheduler(
+        time_attr="training_iteration",
+        max_t=int(spec.training.get("epochs", 20)),
+        grace_period=spec.search.grace_period,
+        reduction_factor=spec.search.reduction_factor,
+    )
+
+
+def best_configs(results) -> dict[tuple[str, str], dict[str, Any]]:
+    """Per dataset x loss, the config of the finished search trial with the best validation score."""
+    best: dict[tuple[str, str], tuple[float, dict]] = {}
+    for result in results:
+        metrics = result.metrics or {}
+        score = metrics.get(METRIC, math.nan)
+        if result.error or metrics.get("status") not in FINISHED_STATUSES or not math.isfinite(score):
+            continue
+        key = (result.config["dataset"], result.config["loss"])
+        if key not in best or score > best[key][0]:
+            best[key] = (score, result.config)
+    return {key: config for key, (_, config) in best.items()}
+
+
+def warm_caches(spec: StudySpec) -> None:
+    """Build tokenisation and embedding caches here, once per dataset and with a visible progress
+    bar, before local trials start (on a cluster each node builds its own under a lock)."""
+    import torch
+
+    from study.plan import base_config
+    from trainables.config import TrialConfig
+    from trainables.training.prepare import prepare_data
+
+    for dataset in spec.datasets:
+        config = TrialConfig.from_dict(base_config(spec, dataset, spec.losses[0], spec.seeds[0], "warm-up"))
+        device = torch.device("cuda" if torch.cuda.is_available() and spec.resources.gpu else "cpu")
+        torch.set_num_threads(os.cpu_count() or 1)
+        prepare_data(config, device)

@@ -1,0 +1,58 @@
+"""Connect to Ray: a local instance that listens on 127.0.0.1 only (dashboard off unless asked),
+or an existing cluster at --address."""
+
+import os
+import socket
+
+from trainables.errors import GlossError
+
+LOCAL_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def prepare_environment(address: str | None) -> None:
+    """Before Ray is imported (it reads these at import time): a local Ray binds to loopback only,
+    and Tune's own console tables give way to gloss's progress line."""
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    if address is None:
+        os.environ[LOCAL_ONLY] = "0"
+
+
+def connect(address: str | None, *, dashboard: bool = False, num_cpus: int | None = None) -> None:
+    """Start a local Ray, or join the cluster at `address` ('auto' or HOST:PORT)."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    if address is None:
+        ray.init(
+            num_cpus=num_cpus,
+            include_dashboard=dashboard,
+            dashboard_host="127.0.0.1",
+            log_to_driver=False,
+            logging_level="warning",
+        )
+        return
+    if address != "auto":
+        check_reachable(address)
+    try:
+        ray.init(address=address, log_to_driver=False, logging_level="warning")
+    except (ConnectionError, RuntimeError) as error:
+        raise GlossError(unreachable(address, str(error).splitlines()[0])) from None
+
+
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail fast, before Ray's long retries, when nothing listens at HOST:PORT."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise GlossError(f"--address {address}: write HOST:PORT (e.g. 10.0.0.5:6379) or auto.")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as error:
+        raise GlossError(unreachable(address, error.strerror or str(error))) from None
+
+
+def unreachable(address: str, reason: str) -> str:
+    return (
+        f"cannot reach a Ray cluster at {address} ({reason}); start one with `ray up cluster.yaml` "
+        "or `ray start --head`, or drop --address to run on this machine."
+    )

@@ -1,0 +1,138 @@
+"""Search spaces: the default distributions of every loss's parameters, in one place beside the
+loss defaults, and the Optuna define-by-run sampler that draws from them."""
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from trainables.errors import ConfigError
+from trainables.losses import loss_entry
+from trainables.typed import check_keys, join_path
+
+KINDS = ("log_uniform", "uniform", "int", "choice")
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """One searched parameter: a continuous range, an integer range, or a list of choices;
+    `when` makes it conditional on other parameters' values (alpha only for spreading)."""
+
+    kind: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple = ()
+    step: float | None = None
+    when: dict[str, Any] = field(default_factory=dict)
+
+    def suggest(self, trial, name: str) -> Any:
+        """Draw this parameter through an Optuna trial."""
+        if self.kind == "choice":
+            return trial.suggest_categorical(name, list(self.choices))
+        if self.kind == "int":
+            return trial.suggest_int(name, int(self.low), int(self.high))
+        return trial.suggest_float(name, self.low, self.high, log=self.kind == "log_uniform", step=self.step)
+
+    def extremes(self) -> tuple:
+        """The values that bound this distribution (checked against the loss before trials)."""
+        return self.choices if self.kind == "choice" else (self.low, self.high)
+
+
+def log_uniform(low: float, high: float, **when: Any) -> Distribution:
+    return Distribution("log_uniform", low, high, when=when)
+
+
+def uniform(low: float, high: float, step: float | None = None, **when: Any) -> Distribution:
+    return Distribution("uniform", low, high, step=step, when=when)
+
+
+def choice(*choices: Any) -> Distribution:
+    return Distribution("choice", choices=choices)
+
+
+LEARNING_RATE = {"full": log_uniform(1e-5, 1e-4), "frozen": log_uniform(2e-4, 5e-3)}
+LAMBDA = uniform(0.3, 0.95)
+DEFAULT_SPACES: dict[str, dict[str, Distribution]] = {
+    "ce": {},
+    "contrastive": {"lam": LAMBDA, "margin": uniform(0.2, 1.5)},
+    "cosine_mse": {"lam": LAMBDA},
+    "triplet": {"lam": LAMBDA, "margin": log_uniform(0.1, 5.0)},
+    "supcon": {"lam": LAMBDA, "temperature": log_uniform(0.05, 1.0)},
+    "gloss": {
+        "lam": LAMBDA,
+        "sigma": log_uniform(0.05, 2.0),
+        "gamma": uniform(0.5, 0.9),
+        "k": choice(None, 4, 8, 16, 32, 64),
+        "propagation": choice("harmonic", "spreading"),
+        "alpha": uniform(0.5, 0.99, propagation="spreading"),
+    },
+}
+
+
+def parse_distribution(data: Any, where: str) -> Distribution:
+    """A distribution from YAML: {log_uniform: [lo, hi]}, {uniform: [lo, hi], step: s},
+    {int: [lo, hi]} or {choice: [...]}, each with an optional `when: {param: value}`."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: write a mapping such as {{log_uniform: [0.05, 2.0]}}.")
+    check_keys(data, (*KINDS, "step", "when"), where)
+    kinds = [kind for kind in KINDS if kind in data]
+    if len(kinds) != 1:
+        raise ConfigError(f"{where}: give exactly one of {', '.join(KINDS)}.")
+    kind, values = kinds[0], data[kinds[0]]
+    when = data.get("when") or {}
+    if kind == "choice":
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{join_path(where, kind)}: give a non-empty list of choices.")
+        return Distribution(kind, choices=tuple(values), when=when)
+    if not (isinstance(values, list) and len(values) == 2 and all(_is_number(v) for v in values)):
+        raise ConfigError(f"{join_path(where, kind)}: give [low, high] as two numbers.")
+    low, high = (float(v) for v in values)
+    if not low < high or (kind == "log_uniform" and low <= 0):
+        raise ConfigError(
+            f"{join_path(where, kind)}: need 0 < low < high for log_uniform, low < high otherwise."
+        )
+    return Distribution(kind, low, high, step=data.get("step"), when=when)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def search_space(
+    loss: str, fidelity: str, batch_size: int, overrides: dict[str, Any] | None = None
+) -> dict[str, Distribution]:
+    """The space searched for `loss`: the learning rate and the loss's defaults, with the spec's
+    overrides (null removes a parameter); k choices at or above the batch size are dropped."""
+    space = {"lr": LEARNING_RATE[fidelity], **DEFAULT_SPACES[loss]}
+    for name, value in (overrides or {}).items():
+        where = f"search.space.{loss}.{name}"
+        if value is None:
+            space.pop(name, None)
+        else:
+            space[name] = parse_distribution(value, where)
+    if "k" in space and space["k"].kind == "choice":
+        below = tuple(k for k in space["k"].choices if k is None or k < batch_size)
+        space["k"] = dataclasses.replace(space["k"], choices=below)
+    return space
+
+
+def split_params(loss: str, params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Separate drawn values into trial-config fields and the loss's own parameters."""
+    own = {f.name for f in dataclasses.fields(loss_entry(loss).params)}
+    return (
+        {k: v for k, v in params.items() if k not in own},
+        {k: v for k, v in params.items() if k in own},
+    )
+
+
+@dataclass(frozen=True)
+class SpaceSampler:
+    """An Optuna define-by-run function over a space (a picklable object, so Ray can save it)."""
+
+    space: dict[str, Distribution]
+
+    def __call__(self, trial) -> None:
+        drawn: dict[str, Any] = {}
+        for name, distribution in self.space.items():
+            if all(drawn.get(key) == value for key, value in distribution.when.items()):
+                drawn[name] = distribution.suggest(trial, name)

@@ -1,0 +1,143 @@
+"""Study specs: validation with key paths and suggestions, overrides, presets, and plans."""
+
+import pytest
+
+from study.plan import phases
+from study.presets import preset_names, preset_text
+from study.spec import apply_overrides, parse_yaml, spec_from_mapping
+from trainables.errors import ConfigError
+
+BASE = {"name": "t", "kind": "grid", "datasets": ["r8"], "losses": ["ce", "gloss"], "seeds": [0, 1]}
+
+
+def spec(**changes):
+    return spec_from_mapping({**BASE, **changes}, "t.yaml")
+
+
+def plan_error(**changes) -> str:
+    with pytest.raises(ConfigError) as caught:
+        phases(spec(**changes))
+    return str(caught.value)
+
+
+def test_grid_is_every_dataset_loss_and_seed():
+    (grid,) = phases(spec(datasets=["r8", "mr"]))
+    assert grid.trials == 2 * 2 * 2
+    configs = grid.searcher().configs
+    assert {(c["dataset"], c["loss"], c["seed"]) for c in configs} == {
+        (d, loss, s) for d in ("r8", "mr") for loss in ("ce", "gloss") for s in (0, 1)
+    }
+    assert configs[1]["loss_params"] == {}, "ce has no parameters"
+    assert configs[-1]["loss_params"]["sigma"] == 0.5, "recorded configs are complete"
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"kindd": "grid"}, "t.yaml: kindd: unknown key (did you mean 'kind'?)"),
+        (
+            {"kind": "gird"},
+            "t.yaml: kind: 'gird' is not allowed; choose one of 'grid', 'search', 'protocol', "
+            "'ablation' (did you mean 'grid'?)",
+        ),
+        ({"seeds": [0, -1]}, "t.yaml: seeds: [0, -1] holds a negative seed"),
+        ({"seeds": "zero"}, "t.yaml: seeds: expected a list, got 'zero'."),
+        ({"datasets": []}, "t.yaml: datasets: the list is empty"),
+        ({"resources": {"gpus": 1}}, "t.yaml: resources.gpus: unknown key (did you mean 'gpu'?)"),
+        ({"search": {"trials": 0}}, "t.yaml: search.trials: 0 must be at least 1."),
+    ],
+)
+def test_bad_specs_name_the_key_and_the_fix(changes, expected):
+    with pytest.raises(ConfigError) as caught:
+        spec(**changes)
+    assert str(caught.value).startswith(expected)
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        (
+            {"loss_params": {"gloss": {"sigma": 0}}},
+            "loss_params.gloss.sigma (r8, gloss): 0.0 must be positive",
+        ),
+        (
+            {"loss_params": {"gloss": {"gamma": 1.5}}},
+            "loss_params.gloss.gamma (r8, gloss): 1.5 is outside (0, 1)",
+        ),
+        ({"loss_params": {"gloss": {"k": 0}}}, "loss_params.gloss.k (r8, gloss): 0 must be at least 1"),
+        (
+            {"loss_params": {"gloss": {"k": 32}}},
+            "loss_params.gloss.k (r8, gloss): 32 is not below the batch size 32",
+        ),
+        ({"loss_params": {"gloss": {"lam": 2}}}, "loss_params.gloss.lam (r8, gloss): 2.0 is outside [0, 1]"),
+        (
+            {"loss_params": {"gloss": {"alpha": 1}}},
+            "loss_params.gloss.alpha (r8, gloss): 1.0 is outside (0, 1)",
+        ),
+        ({"training": {"batch_size": 1}}, "training.batch_size (r8, ce): 1 is below the minimum 2"),
+        ({"training": {"epochs": 0}}, "training.epochs (r8, ce): 0 is below the minimum 1"),
+        (
+            {"training": {"lr": "fast"}},
+            "training.lr (r8, ce): 'fast' is not valid; expected a number or null",
+        ),
+        ({"training": {"epoch": 3}}, "training.epoch (r8, ce): unknown key (did you mean 'epochs'?)"),
+        ({"losses": ["ce", "glos"]}, "training.loss (r8, glos): unknown loss 'glos' (did you mean 'gloss'?)"),
+    ],
+)
+def test_impossible_values_are_refused_before_any_trial(changes, expected):
+    assert plan_error(**changes).startswith(expected)
+
+
+def test_search_space_bounds_are_checked_against_the_loss():
+    message = plan_error(kind="search", search={"space": {"gloss": {"gamma": {"uniform": [0.5, 1.2]}}}})
+    assert message.startswith("search.space.gloss.gamma (r8, gloss): 1.2 is outside (0, 1)")
+    message = plan_error(kind="search", search={"space": {"gloss": {"sigma": {"log_uniform": [0, 1]}}}})
+    assert "search.space.gloss.sigma.log_uniform: need 0 < low < high" in message
+
+
+def test_k_choices_stay_below_the_batch_size():
+    (search,) = phases(spec(kind="search", training={"batch_size": 16}))
+    group = search.searcher().groups[1]
+    assert group.base["loss"] == "gloss"
+    space = group.searcher.searcher._space.space
+    assert space["k"].choices == (None, 4, 8)
+
+
+def test_ablation_varies_one_factor_at_a_time():
+    ablation = {
+        "loss": "gloss",
+        "factors": {"sigma": [0.1, 1.0], "alpha": [{"propagation": "spreading", "alpha": 0.5}]},
+    }
+    (phase,) = phases(spec(kind="ablation", ablation=ablation))
+    configs = phase.searcher().configs
+    assert phase.trials == 3 * 2
+    assert [c["loss_params"]["sigma"] for c in configs[:4]] == [0.1, 0.1, 1.0, 1.0]
+    assert configs[-1]["loss_params"]["propagation"] == "spreading"
+    assert configs[-1]["tags"] == {"factor": "alpha", "level": "{'propagation': 'spreading', 'alpha': 0.5}"}
+
+
+def test_protocol_has_a_search_then_a_final_phase():
+    search, final = phases(spec(kind="protocol", search={"losses": ["gloss"], "trials": 4}))
+    assert (search.trials, final.trials) == (4, 2 * 2)
+
+
+def test_overrides_and_yaml_errors():
+    data = apply_overrides(BASE, ["training.epochs=3", "seeds=[0, 1, 2]", "search.trials=2"])
+    assert (
+        data["training"] == {"epochs": 3} and data["seeds"] == [0, 1, 2] and data["search"] == {"trials": 2}
+    )
+    with pytest.raises(ConfigError, match="write key=value"):
+        apply_overrides(BASE, ["epochs"])
+    with pytest.raises(ConfigError, match=r"^spec.yaml:2:\d+: .*fix the YAML syntax there"):
+        parse_yaml("name: x\nkind: grid: oops\n", "spec.yaml")
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_presets_are_valid_specs(name):
+    preset = spec_from_mapping(parse_yaml(preset_text(name), name), name)
+    assert preset.name == name and phases(preset)
+
+
+def test_unknown_preset_suggests_one():
+    with pytest.raises(ConfigError, match="did you mean 'demo'"):
+        preset_text("demoo")
