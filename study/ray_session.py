@@ -13,6 +13,9 @@ def prepare_environment(address: str | None) -> None:
     """Before Ray is imported (it reads these at import time): a local Ray binds to loopback only,
     and Tune's own console tables give way to gloss's progress line."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # Every epoch is checkpointed; with short frozen-fidelity epochs Tune then snapshots its
+    # experiment state often, which is cheap locally and needs no warning each time.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if address is None:
         os.environ[LOCAL_ONLY] = "0"
 

@@ -75,6 +75,7 @@ def optuna_searcher(space: dict, sampler: str, seed: int, max_concurrent: int) -
     """A seeded TPE (or random) search over `space`, at most `max_concurrent` trials at a time."""
     import optuna
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     samplers = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}
     search = BudgetAwareOptunaSearch(
         space=SpaceSampler(space), metric=METRIC, mode=MODE, sampler=samplers[sampler](seed=seed)
