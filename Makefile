@@ -12,7 +12,9 @@ export GLOSS_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/dat
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup test test-all demo lint clean
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup test test-all demo lint clean chromium
 
 setup: $(STAMP)
 
@@ -30,10 +32,15 @@ $(STAMP): pyproject.toml constraints.txt $(TORCH_PIN)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -c $(TORCH_PIN) -e ".[dev]"
 	touch $@
 
-test: $(STAMP)
+# The report test renders HTML in headless Chromium (Debian's package, installed when missing).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium)
+
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest -q
 
-test-all: $(STAMP)
+test-all: $(STAMP) chromium
 	$(BIN)/python -m pytest -q -m ""
 
 demo: $(STAMP)

@@ -4,6 +4,6 @@ Reads the records Ray Tune wrote; imports neither `study` nor `trainables`."""
 
 from analysis.load import load_runs
 from analysis.select import final_results
-from analysis.summary import summary_table
+from analysis.summary import outcome_note, summary_table
 
-__all__ = ["final_results", "load_runs", "summary_table"]
+__all__ = ["final_results", "load_runs", "outcome_note", "summary_table"]

@@ -1,17 +1,24 @@
-"""Load study folders (Ray Tune experiments) into one tidy DataFrame, without starting Ray:
-one row per trial x epoch, a column for every metric and (as config/...) every config field."""
+"""Load study folders (Ray Tune experiments) into one tidy DataFrame without starting Ray: one row
+per trial x epoch, a column for every metric and (as config/...) every config field.
+
+Each study folder keeps a columnar cache (.gloss-analysis/runs.parquet) beside a manifest of the
+record files it was built from; a later load re-reads only trials whose files changed."""
 
 import json
+import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-RESULT_FILE, ERROR_FILE = "result.json", "error.txt"
+RESULT_FILE, ERROR_FILE, PARAMS_FILE = "result.json", "error.txt", "params.json"
+IDENTITY = ("dataset", "loss", "seed", "model", "fidelity", "study", "phase")
+CACHE_DIR = ".gloss-analysis"
 
 
 def trial_folders(path: Path) -> list[Path]:
-    """Every trial folder under `path` (a study, a phase or a single trial folder)."""
-    return sorted(p.parent for p in Path(path).expanduser().rglob(RESULT_FILE))
+    """Every trial folder under `path` (a study, a phase, or a single trial folder)."""
+    return sorted(p.parent for p in Path(path).rglob(RESULT_FILE) if CACHE_DIR not in p.parts)
 
 
 def flatten(mapping: dict, prefix: str) -> dict:
@@ -30,25 +37,103 @@ def read_trial(folder: Path) -> list[dict]:
     """The trial's records, each with its config flattened; a trial that failed before its first
     report still gives one row, marked failed."""
     rows = []
-    text = (folder / RESULT_FILE).read_text()
-    for line in text.splitlines():
-        if line.strip():
-            record = json.loads(line)
-            config = record.pop("config", {}) or {}
-            rows.append({**record, **flatten(config, "config")})
+    with open(folder / RESULT_FILE) as handle:
+        for line in handle:
+            if line.strip():
+                record = json.loads(line)
+                config = record.pop("config", None) or {}
+                rows.append({**record, **flatten(config, "config")})
     error_file = folder / ERROR_FILE
-    error = error_file.read_text().strip().splitlines()[-1] if error_file.exists() else ""
+    error = error_file.read_text().strip().splitlines()[-1:] if error_file.exists() else []
     if not rows:
-        rows.append({"status": "failed"})
+        config = json.loads((folder / PARAMS_FILE).read_text()) if (folder / PARAMS_FILE).exists() else {}
+        rows.append({"status": "failed", **flatten(config, "config")})
     for row in rows:
-        row.update(trial_dir=str(folder), experiment=folder.parent.name, error=error)
+        row.update(trial_dir=str(folder), experiment=folder.parent.name, error=error[0] if error else "")
+        for key in IDENTITY:
+            row.setdefault(key, row.get(f"config/{key}"))
     return rows
 
 
-def load_runs(*paths: str | Path) -> pd.DataFrame:
-    """A tidy frame of every trial x epoch under `paths`."""
-    rows = [row for path in paths for folder in trial_folders(Path(path)) for row in read_trial(folder)]
-    frame = pd.DataFrame(rows)
-    if frame.empty:
-        raise FileNotFoundError(f"no trial records (result.json) under {', '.join(map(str, paths))}")
+def signature(folder: Path) -> list[int]:
+    """What changes when a trial's records change: sizes and modification times of its files."""
+    paths = [folder / RESULT_FILE, folder / ERROR_FILE]
+    stats = [os.stat(path) if path.exists() else None for path in paths]
+    return [value for s in stats for value in ((s.st_size, s.st_mtime_ns) if s else (-1, -1))]
+
+
+def tidy_types(frame: pd.DataFrame) -> pd.DataFrame:
+    """One type per column, so the frame is the same whether read from records or the cache:
+    numbers where every value is a number, text where a column mixes numbers and text."""
+    for column in [c for c in frame.columns if pd.api.types.is_object_dtype(frame[c].dtype)]:
+        values = frame[column].dropna()
+        kinds = {type(v) for v in values}
+        if kinds and kinds <= {int, float}:
+            frame[column] = pd.to_numeric(frame[column])
+        elif len(kinds) > 1:
+            frame[column] = frame[column].map(lambda v: v if v is None else str(v))
     return frame
+
+
+def load_study(path: Path) -> pd.DataFrame:
+    """One study folder's records, through its cache."""
+    folders = trial_folders(path)
+    manifest = {str(folder): signature(folder) for folder in folders}
+    cache, cached_manifest = _read_cache(path)
+    stale = [f for f in folders if cached_manifest.get(str(f)) != manifest[str(f)]]
+    if cache is not None and not stale and len(cached_manifest) == len(manifest):
+        return cache
+    kept = None
+    if cache is not None:
+        current = cache["trial_dir"].isin(set(manifest))
+        kept = cache[current & ~cache["trial_dir"].isin({str(f) for f in stale})]
+    fresh = pd.DataFrame([row for folder in stale for row in read_trial(folder)])
+    frame = tidy_types(pd.concat([f for f in (kept, fresh) if f is not None and len(f)], ignore_index=True))
+    _write_cache(path, frame, manifest)
+    return frame
+
+
+def load_runs(*paths: str | Path) -> pd.DataFrame:
+    """A tidy frame of every trial x epoch under `paths` (study folders written by gloss)."""
+    frames = [load_study(Path(p).expanduser()) for p in paths]
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        raise FileNotFoundError(f"no trial records (result.json) under {', '.join(map(str, paths))}")
+    return tidy_types(pd.concat(frames, ignore_index=True)) if len(frames) > 1 else frames[0]
+
+
+def _read_cache(path: Path) -> tuple[pd.DataFrame | None, dict]:
+    folder = path / CACHE_DIR
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+        return pd.read_parquet(folder / "runs.parquet"), manifest
+    except (OSError, ValueError):
+        return None, {}
+
+
+def _write_cache(path: Path, frame: pd.DataFrame, manifest: dict) -> None:
+    """Write table then manifest, each atomically: a manifest never describes a missing table."""
+    folder = path / CACHE_DIR
+    try:
+        folder.mkdir(exist_ok=True)
+        for name, write in (("runs.parquet", frame.to_parquet), ("manifest.json", None)):
+            tmp = folder / f".{name}.{os.getpid()}.tmp"
+            if write is None:
+                tmp.write_text(json.dumps(manifest))
+            else:
+                write(tmp, index=False)
+            os.replace(tmp, folder / name)
+    except OSError:
+        return  # a read-only study folder is analysed without a cache
+
+
+def test_embeddings(final: pd.DataFrame) -> dict[str, tuple]:
+    """Per loss, the saved test embeddings (and labels) of one trial, when trials saved them
+    (`save_embeddings: true`): the first dataset and seed with a file."""
+    found = {}
+    for row in final.sort_values(["dataset", "seed"]).itertuples():
+        files = sorted(Path(row.trial_dir).glob("checkpoint_*/test_embeddings.npz"))
+        if files and row.loss not in found:
+            with np.load(files[-1]) as data:
+                found[row.loss] = (data["embeddings"], data["labels"])
+    return found

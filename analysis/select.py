@@ -1,4 +1,4 @@
-"""Model selection on validation only: one row per trial at its best validation epoch."""
+"""Model selection on validation only, and which trials answer a study's question."""
 
 import pandas as pd
 
@@ -30,3 +30,24 @@ def final_results(runs: pd.DataFrame) -> pd.DataFrame:
         row["epochs_run"] = last.get("epoch")
         rows.append(row)
     return pd.DataFrame(rows).reset_index(drop=True)
+
+
+COMPARISON_PHASES = ("grid", "final")
+
+
+def comparison_trials(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows of the trials that compare losses at fixed settings: a grid, or a protocol's final
+    runs (not the search that chose them); a study without those compares what it has (an
+    ablation's or a search's trials). Works on runs and on final results alike."""
+    if "phase" not in frame:
+        return frame
+    main = frame["phase"].isin(COMPARISON_PHASES)
+    if main.any():
+        return frame[main]
+    ablation = frame["phase"] == "ablation"
+    return frame[ablation] if ablation.any() else frame
+
+
+def finished(final: pd.DataFrame) -> pd.DataFrame:
+    """Final results of trials that completed or stopped early on their own."""
+    return final[final["outcome"].isin(FINISHED)]

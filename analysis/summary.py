@@ -2,27 +2,42 @@
 
 import pandas as pd
 
+from analysis.select import comparison_trials, finished
+
 METRIC = "selected_test_macro_f1"
 
 
+def outcome_note(final: pd.DataFrame) -> str:
+    """One line on trials that did not finish normally, with the first error, or ''."""
+    counts = final["outcome"].value_counts()
+    unusual = {k: int(v) for k, v in counts.items() if k not in ("completed", "early_stopped")}
+    if not unusual:
+        return ""
+    note = ", ".join(f"{count} {outcome}" for outcome, count in unusual.items())
+    failed = final[final["outcome"] == "failed"]
+    if len(failed):
+        first = failed.iloc[0]
+        note += f"; first error: {first['error'] or 'no record'} ({first['trial_dir']})"
+    return f"trials not finished normally: {note}"
+
+
 def headline_trials(final: pd.DataFrame) -> pd.DataFrame:
-    """Trials that answer the study's question: the final runs, not the search that chose them
-    (for a search alone, each dataset x loss's best trial)."""
-    finished = final[final["outcome"].isin(["completed", "early_stopped"])]
-    if (finished["phase"] != "search").any():
-        return finished[finished["phase"] != "search"]
-    best = finished.sort_values("best_score").groupby(["dataset", "loss"]).tail(1)
-    return best
+    """Finished trials that answer the study's question; for a search alone, each dataset x
+    loss's best trial."""
+    trials = finished(comparison_trials(final))
+    if len(trials) and (trials["phase"] == "search").all():
+        return trials.sort_values("best_score").groupby(["dataset", "loss"]).tail(1)
+    return trials
 
 
 def summary_table(final: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
     """Dataset x loss cells 'mean +- std (n)' of `metric` in percent."""
     trials = headline_trials(final)
-    grouped = trials.groupby(["dataset", "loss"])[metric]
-    cells = grouped.agg(["mean", "std", "count"]).apply(
-        lambda r: (
-            f"{100 * r['mean']:.2f} ± {100 * (r['std'] if r['count'] > 1 else 0):.2f} ({int(r['count'])})"
-        ),
-        axis=1,
-    )
-    return cells.unstack("loss").fillna("-")
+    if trials.empty:
+        return pd.DataFrame()
+    stats = trials.groupby(["dataset", "loss"])[metric].agg(["mean", "std", "count"])
+    cells = [
+        f"{100 * r['mean']:.2f} ± {100 * (r['std'] if r['count'] > 1 else 0):.2f} ({int(r['count'])})"
+        for _, r in stats.iterrows()
+    ]
+    return pd.Series(cells, index=stats.index).unstack("loss").fillna("-")

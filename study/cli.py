@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     presets.add_argument("name", nargs="?")
     presets.set_defaults(handler=show_presets)
     add_data(commands)
+    add_analyze(commands)
     return parser
 
 
@@ -63,6 +64,15 @@ def add_data(commands) -> None:
         action.set_defaults(handler=handler)
 
 
+def add_analyze(commands) -> None:
+    analyze = commands.add_parser("analyze", help="figures, tests, tables and an HTML report of studies")
+    analyze.add_argument("studies", nargs="+", metavar="STUDY_DIR")
+    analyze.add_argument("--out", help="output folder (default: <first study>/report)")
+    analyze.add_argument("--summary", action="store_true", help="print the headline table only")
+    analyze.add_argument("--baseline", default="ce", help="the loss others are tested against")
+    analyze.set_defaults(handler=analyze_command)
+
+
 def load_spec(name: str, overrides: list[str]):
     """A spec from a YAML file or a preset name."""
     from study.presets import preset_text
@@ -84,7 +94,8 @@ def run_command(args: argparse.Namespace) -> int:
 
     if args.max_concurrent is not None and args.max_concurrent < 1:
         raise GlossError(f"--max-concurrent {args.max_concurrent}: give a number of trials >= 1.")
-    spec = with_data_dir(load_spec(args.spec, args.set), args.data_dir)
+    data_dir = str(Path(args.data_dir).expanduser().resolve()) if args.data_dir else None
+    spec = with_data_dir(load_spec(args.spec, args.set), data_dir)
     storage = args.storage or spec.storage
     plan = phases(spec)
     check_inputs(spec, model=not args.dry_run)
@@ -97,7 +108,11 @@ def run_command(args: argparse.Namespace) -> int:
     if args.address is None:
         warm_caches(spec)
     paths = run_study(spec, RunOptions(storage, args.resume, args.max_concurrent))
+    if "://" in root:
+        print(f"results are in {root}; copy them here and run `gloss analyze` on the copy.")
+        return 0
     print_summary(paths)
+    write_report(paths, f"{root}/report")
     return 0
 
 
@@ -111,9 +126,33 @@ def print_plan(spec, plan, root: str) -> None:
 
 
 def print_summary(paths: list[str]) -> None:
-    from analysis import final_results, load_runs, summary_table
+    from analysis import final_results, load_runs, outcome_note, summary_table
 
-    print(summary_table(final_results(load_runs(*paths))).to_string())
+    final = final_results(load_runs(*paths))
+    table = summary_table(final)
+    print(table.to_string() if len(table) else "no trial finished")
+    if note := outcome_note(final):
+        print(note)
+
+
+def write_report(paths: list[str], out: str, baseline: str = "ce") -> None:
+    """The HTML report and its figures and tables; a local path is printed for the user."""
+    from analysis.report import build_report
+
+    print(f"report: {build_report(*paths, out=out, baseline=baseline)}")
+
+
+def analyze_command(args: argparse.Namespace) -> int:
+    missing = [s for s in args.studies if not Path(s).expanduser().is_dir()]
+    if missing:
+        raise GlossError(
+            f"{missing[0]}: no such study folder; give the folder `gloss run` wrote (<storage>/<name>)."
+        )
+    paths = [str(Path(s).expanduser()) for s in args.studies]
+    print_summary(paths)
+    if not args.summary:
+        write_report(paths, args.out or f"{paths[0]}/report", args.baseline)
+    return 0
 
 
 def show_presets(args: argparse.Namespace) -> int:

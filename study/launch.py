@@ -59,6 +59,7 @@ def run_study(spec: StudySpec, options: RunOptions) -> list[str]:
 def run_phase(spec: StudySpec, phase: Phase, options: RunOptions, root: str):
     """One Tune experiment: restored when it exists and --resume is given, else started."""
     from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     from study.progress import Progress
     from trainables.trainable import train_trial
@@ -90,7 +91,7 @@ def run_phase(spec: StudySpec, phase: Phase, options: RunOptions, root: str):
                 storage_path=root,
                 failure_config=tune.FailureConfig(max_failures=spec.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-                callbacks=[Progress(phase.name, phase.trials)],
+                callbacks=[JsonLoggerCallback(), CSVLoggerCallback(), Progress(phase.name, phase.trials)],
                 verbose=0,
             ),
         )

@@ -10,12 +10,18 @@ LOCAL_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
 def prepare_environment(address: str | None) -> None:
-    """Before Ray is imported (it reads these at import time): a local Ray binds to loopback only,
-    and Tune's own console tables give way to gloss's progress line."""
+    """Before Ray is imported (it reads these at import time): gloss's folders become absolute
+    for the trials, a local Ray binds to loopback only, and Tune's console tables give way to
+    gloss's progress line."""
+    for name in ("GLOSS_DATA_DIR", "GLOSS_CACHE_DIR"):  # trials run in their own folders
+        if os.environ.get(name):
+            os.environ[name] = os.path.abspath(os.path.expanduser(os.environ[name]))
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     # Every epoch is checkpointed; with short frozen-fidelity epochs Tune then snapshots its
     # experiment state often, which is cheap locally and needs no warning each time.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # Records go to result.json and progress.csv (gloss's analysis reads them); no TensorBoard.
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     if address is None:
         os.environ[LOCAL_ONLY] = "0"
 

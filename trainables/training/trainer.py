@@ -2,6 +2,7 @@
 records; its whole state fits in one checkpoint taken between epochs."""
 
 import copy
+import math
 import resource
 import time
 from collections import defaultdict
@@ -227,13 +228,13 @@ class Trainer:
         return linear_probe(train, evaluations)
 
     def _selection_fields(self) -> dict:
-        """The best epoch so far and the test metrics chosen by validation (the probe's when
-        standalone training has finished)."""
+        """The best epoch so far (its score NaN until one is scored) and the test metrics chosen by
+        validation (the probe's when standalone training has finished)."""
         standalone = self.config.standalone
         source, prefix = (self.probe_metrics, "probe_test_") if standalone else (self.best.record, "test_")
         fields = {
             "best_epoch": self.best.epoch,
-            "best_score": self.best.score,
+            "best_score": self.best.score if self.best.epoch else math.nan,
             "monitor": self.config.monitor_metric,
         }
         for metric in ("accuracy", "macro_f1"):

@@ -1,0 +1,178 @@
+"""Everything about a study in one folder: figures (PNG, SVG), tables (markdown, LaTeX) and a
+self-contained HTML report (figures embedded, nothing loaded from the network)."""
+
+import base64
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from analysis.curves import convergence_summary, curves, search_history, trial_convergence
+from analysis.load import load_runs, test_embeddings
+from analysis.paper import paper_table
+from analysis.plots import (
+    ablation_figure,
+    cd_diagram,
+    convergence_figure,
+    embeddings_figure,
+    save_figure,
+    search_history_figure,
+)
+from analysis.select import comparison_trials, final_results, finished
+from analysis.stats import compare, seed_summary
+from analysis.summary import outcome_note
+from analysis.tables import results_table
+
+PROTOCOL = """Model selection uses validation data only: each trial reports test metrics at its best
+validation epoch (macro-F1 of the head; validation silhouette for standalone losses, whose test
+metrics come from a linear probe). Per dataset, each loss is compared with {baseline} over paired
+seeds: a paired t-test with fewer than 6 seeds (a Wilcoxon or exact permutation test cannot reach
+p &lt; 0.05 there), a Wilcoxon signed-rank test from 6 seeds, Cohen's d_z as the effect size, and Holm's
+correction across the comparisons; intervals are 95% BCa bootstrap intervals over seeds. Across
+datasets, losses are ranked per dataset (mean over seeds), tested with Friedman's test, and compared
+pairwise with the same paired tests and Holm's correction (Benavoli et al., JMLR 2016); the
+critical-difference diagram also shows the Nemenyi critical difference (Demšar, JMLR 2006).
+Significance is at alpha = {alpha}."""
+
+STYLE = """
+body {font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222}
+table {border-collapse: collapse; margin: 1em 0; font-size: .9em}
+td, th {border-bottom: 1px solid #ccc; padding: .3em .6em; text-align: right}
+th {background: #f3f3f3}
+img {max-width: 100%; border: 1px solid #eee}
+.legend, .note {color: #555; font-size: .9em}
+"""
+
+
+@dataclass
+class Report:
+    """Sections of the HTML report, collected while files are written."""
+
+    out: Path
+    sections: list[str] = field(default_factory=list)
+
+    def heading(self, text: str) -> None:
+        self.sections.append(f"<h2>{html.escape(text)}</h2>")
+
+    def text(self, text: str, css: str = "") -> None:
+        self.sections.append(f"<p class='{css}'>{text}</p>")
+
+    def table(
+        self, name: str, frame: pd.DataFrame, html_text: str | None = None, latex: str | None = None
+    ) -> None:
+        folder = self.out / "tables"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{name}.md").write_text(frame.to_markdown() + "\n")
+        (folder / f"{name}.tex").write_text(latex or frame.to_latex(escape=True))
+        self.sections.append(html_text or frame.to_html(float_format=lambda v: f"{v:.4g}"))
+
+    def figure(self, name: str, figure, caption: str) -> None:
+        png = save_figure(figure, self.out / "figures", name)[0]
+        data = base64.b64encode(png.read_bytes()).decode()
+        self.sections.append(
+            f"<figure><img alt='{name}' src='data:image/png;base64,{data}'>"
+            f"<figcaption class='legend'>{html.escape(caption)}</figcaption></figure>"
+        )
+
+    def write(self, title: str) -> Path:
+        page = (
+            f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>{''.join(self.sections)}</body></html>"
+        )
+        path = self.out / "report.html"
+        path.write_text(page)
+        return path
+
+
+def build_report(
+    *paths: str | Path,
+    out: str | Path,
+    metric: str = "selected_test_macro_f1",
+    baseline: str = "ce",
+    alpha: float = 0.05,
+) -> Path:
+    """Analyse the studies under `paths` into `out`; returns the HTML report's path."""
+    runs = load_runs(*paths)
+    final = final_results(runs)
+    report = Report(Path(out))
+    title = "gloss-study report: " + ", ".join(sorted({str(s) for s in runs["study"].dropna()}))
+    overview(report, final)
+    results_section(report, final, metric, baseline, alpha)
+    across_datasets(report, final, metric, alpha)
+    convergence_section(report, runs)
+    optional_sections(report, runs, final, metric)
+    report.heading("Statistical protocol")
+    report.text(PROTOCOL.format(baseline=html.escape(baseline), alpha=alpha))
+    return report.write(title)
+
+
+def overview(report: Report, final: pd.DataFrame) -> None:
+    counts = final.groupby(["phase", "outcome"]).size().unstack(fill_value=0)
+    report.heading("Trials")
+    report.table("outcomes", counts)
+    if note := outcome_note(final):
+        report.text(html.escape(note), "note")
+
+
+def results_section(report: Report, final: pd.DataFrame, metric: str, baseline: str, alpha: float) -> None:
+    table = results_table(final, metric, baseline, alpha)
+    if table.mean.empty:
+        return
+    report.heading(f"Test results ({metric})")
+    report.table("results", table.frame(), table.to_html(), table.to_latex())
+    trials = finished(comparison_trials(final))
+    for dataset, group in trials.groupby("dataset"):
+        scores = group.pivot_table(index="seed", columns="loss", values=metric)
+        report.heading(f"{dataset}: over seeds")
+        report.table(f"seeds-{dataset}", seed_summary(scores))
+        if baseline in scores and len(scores.dropna()) >= 2 and scores.shape[1] >= 2:
+            report.table(f"tests-{dataset}", compare(scores, baseline=baseline, alpha=alpha).pairwise)
+
+
+def across_datasets(report: Report, final: pd.DataFrame, metric: str, alpha: float) -> None:
+    trials = finished(comparison_trials(final))
+    scores = trials.pivot_table(index="dataset", columns="loss", values=metric, aggfunc="mean").dropna()
+    if len(scores) < 2 or scores.shape[1] < 2:
+        return
+    comparison = compare(scores, alpha=alpha)
+    report.heading("Across datasets")
+    report.figure("critical-difference", cd_diagram(comparison), "Mean ranks of the losses across datasets.")
+    report.table("ranks", comparison.mean_ranks.to_frame())
+    report.table("tests-across-datasets", comparison.pairwise)
+
+
+def convergence_section(report: Report, runs: pd.DataFrame) -> None:
+    metric = "val_macro_f1" if runs.get("val_macro_f1", pd.Series()).notna().any() else "val_silhouette"
+    curve = curves(runs, metric)
+    if curve.empty:
+        return
+    report.heading("Convergence")
+    report.figure(
+        "convergence",
+        convergence_figure(curve, metric),
+        f"{metric} by epoch: mean and 95% bootstrap band over seeds.",
+    )
+    report.table("convergence", convergence_summary(trial_convergence(runs, metric)))
+
+
+def optional_sections(report: Report, runs: pd.DataFrame, final: pd.DataFrame, metric: str) -> None:
+    ablation = finished(final[final["phase"] == "ablation"]) if "factor" in final else final.iloc[0:0]
+    if len(ablation):
+        report.heading("Ablation")
+        report.figure(
+            "ablation", ablation_figure(ablation, metric), f"{metric} at each level, 95% CI over seeds."
+        )
+    history = search_history(runs)
+    if len(history):
+        report.heading("Search")
+        report.figure("search-history", search_history_figure(history), "Best validation score so far.")
+    if embeddings := test_embeddings(finished(comparison_trials(final))):
+        report.heading("Test embeddings")
+        report.figure(
+            "embeddings", embeddings_figure(embeddings), "First two principal components, by class."
+        )
+    paper = paper_table(final)
+    if len(paper):
+        report.heading("Beside the paper's numbers")
+        report.table("paper", paper.set_index(["dataset", "loss"]))

@@ -1,0 +1,232 @@
+"""Analysis on a real small study (tests/fixtures/study): loading and its cache, model selection,
+curves, tables, figures and the report, without Ray."""
+
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import final_results, load_runs
+from analysis import load as load_module
+from analysis.curves import curves, search_history, trial_convergence
+from analysis.paper import paper_table
+from analysis.plots import (
+    ablation_figure,
+    cd_diagram,
+    convergence_figure,
+    embeddings_figure,
+    save_figure,
+    search_history_figure,
+)
+from analysis.report import build_report
+from analysis.stats import compare
+from analysis.tables import BETTER, results_table
+
+FIXTURE = Path(__file__).parent / "fixtures" / "study"
+
+
+@pytest.fixture
+def study(tmp_path) -> Path:
+    """A writable copy of the fixture study."""
+    return Path(shutil.copytree(FIXTURE, tmp_path / "study"))
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> pd.DataFrame:
+    return load_runs(shutil.copytree(FIXTURE, tmp_path_factory.mktemp("s") / "study"))
+
+
+@pytest.fixture(scope="module")
+def final(runs) -> pd.DataFrame:
+    return final_results(runs)
+
+
+def test_records_become_one_row_per_trial_and_epoch(runs):
+    assert runs["trial_dir"].nunique() == 30
+    assert set(runs["phase"]) == {"grid", "search", "ablation"}
+    assert {
+        "dataset",
+        "loss",
+        "seed",
+        "epoch",
+        "val_macro_f1",
+        "config/lr",
+        "config/loss_params/sigma",
+    } <= set(runs)
+    epochs = runs.groupby("trial_dir")["epoch"].agg(["min", "max", "count"])
+    assert (epochs["min"] == 1).all() and (epochs["max"] == epochs["count"]).all()
+
+
+def test_final_results_take_the_best_validation_epoch(runs, final):
+    assert len(final) == 30
+    done = final[final["outcome"].isin(["completed", "early_stopped"])]
+    for row in done.itertuples():
+        trial = runs[runs["trial_dir"] == row.trial_dir]
+        best = trial.loc[trial[row.monitor].idxmax()]
+        assert row.epoch == best["epoch"] and row.selected_test_macro_f1 == best["test_macro_f1"]
+    diverged = final[final["outcome"] == "diverged"]
+    assert len(diverged) == 2 and diverged["selected_test_macro_f1"].isna().all()
+
+
+def test_second_load_reads_the_cache_and_a_changed_trial_alone(study, monkeypatch):
+    first = load_runs(study)
+    reads = []
+    original = load_module.read_trial
+    monkeypatch.setattr(load_module, "read_trial", lambda folder: reads.append(folder) or original(folder))
+    pd.testing.assert_frame_equal(load_runs(study), first)
+    assert reads == []
+    changed = sorted((study / "grid").iterdir())[0]
+    (changed / "error.txt").write_text("Traceback ...\nRuntimeError: out of memory\n")
+    again = load_runs(study)
+    assert reads == [changed]
+    assert set(again.loc[again["trial_dir"] == str(changed), "error"]) == {"RuntimeError: out of memory"}
+    assert final_results(again).set_index("trial_dir").loc[str(changed), "outcome"] == "failed"
+
+
+def test_removed_trials_leave_and_a_broken_cache_is_rebuilt(study):
+    load_runs(study)
+    removed = sorted((study / "search").iterdir())[0]
+    shutil.rmtree(removed)
+    assert str(removed) not in set(load_runs(study)["trial_dir"])
+    (study / ".gloss-analysis" / "runs.parquet").write_bytes(b"half a file")
+    assert load_runs(study)["trial_dir"].nunique() == 29
+
+
+def test_a_trial_that_failed_before_reporting_is_kept(study):
+    broken = study / "grid" / "r8-ce-s9-dead"
+    broken.mkdir()
+    (broken / "result.json").write_text("")
+    (broken / "params.json").write_text('{"dataset": "r8", "loss": "ce", "seed": 9, "phase": "grid"}')
+    (broken / "error.txt").write_text("ValueError: boom\n")
+    final = final_results(load_runs(study))
+    row = final.set_index("trial_dir").loc[str(broken)]
+    assert (row["outcome"], row["loss"], row["seed"]) == ("failed", "ce", 9)
+
+
+def test_curves_average_over_seeds_with_a_band(runs):
+    curve = curves(runs, "val_macro_f1")
+    grid = runs[runs["phase"] == "grid"]
+    assert set(zip(curve["dataset"], curve["loss"], strict=True)) == set(
+        zip(grid["dataset"], grid["loss"], strict=True)
+    )
+    first = curve[(curve["dataset"] == "r8") & (curve["loss"] == "ce") & (curve["epoch"] == 1)].iloc[0]
+    values = grid[(grid["dataset"] == "r8") & (grid["loss"] == "ce") & (grid["epoch"] == 1)]["val_macro_f1"]
+    assert first["mean"] == pytest.approx(values.mean()) and first["n"] == 3
+    assert (curve["ci_low"] <= curve["mean"] + 1e-12).all() and (
+        curve["mean"] <= curve["ci_high"] + 1e-12
+    ).all()
+
+
+def test_convergence_figures_per_trial(runs):
+    per_trial = trial_convergence(runs, "val_macro_f1", fraction=0.9)
+    assert len(per_trial) == 18
+    assert (per_trial["epochs_to_90pct"] <= per_trial["best_epoch"]).all()
+    assert (per_trial["auc"] <= per_trial["best_value"]).all()
+
+
+def test_search_history_is_a_running_best(runs):
+    history = search_history(runs)
+    assert list(history["trial"]) == list(range(1, 7))
+    assert (np.diff(history["best_so_far"]) >= 0).all() and (np.diff(history["compute_s"]) > 0).all()
+
+
+def synthetic_final(effect: float, seeds: int = 8) -> pd.DataFrame:
+    """A grid where 'gloss' beats 'ce' by `effect` on every seed, with seeded noise."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for seed in range(seeds):
+        base = 0.8 + 0.01 * rng.normal()
+        for loss, shift in (("ce", 0.0), ("gloss", effect), ("noise", 0.0)):
+            noise = 0.002 * rng.normal() if loss != "noise" else 0.01 * rng.normal()
+            rows.append(
+                {
+                    "phase": "grid",
+                    "dataset": "r8",
+                    "loss": loss,
+                    "seed": seed,
+                    "outcome": "completed",
+                    "selected_test_macro_f1": base + shift + noise,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_table_marks_a_known_effect_and_only_it():
+    table = results_table(synthetic_final(effect=0.02))
+    assert table.marks.loc["gloss", "r8"] == BETTER and table.marks.loc["noise", "r8"] == ""
+    markdown = table.to_markdown()
+    assert re.search(r"\*\*8\d\.\d\d ± \d\.\d\d▲\*\*", markdown), "best in bold, marked"
+    latex = table.to_latex()
+    assert r"\toprule" in latex and r"\textbf{" in latex and r"\blacktriangle" in latex
+    worse = results_table(synthetic_final(effect=-0.02))
+    assert worse.marks.loc["gloss", "r8"] == "▼"
+
+
+def test_fixture_table_and_paper_comparison(final):
+    table = results_table(final)
+    assert list(table.mean.columns) == ["mr", "r8"] and set(table.mean.index) == {"ce", "gloss", "supcon"}
+    paper = paper_table(final).set_index(["dataset", "loss"])
+    assert paper.loc[("r8", "gloss"), "paper_loss"] == "gloss_o+ce"
+    assert paper.loc[("r8", "ce"), "paper_accuracy"] == "97.48 ± 0.11"
+    assert paper.loc[("r8", "supcon"), "paper_model"] == "distilbert-base-uncased"
+
+
+def lines_per_axis(figure) -> list[int]:
+    return [len(ax.get_lines()) for ax in figure.axes if ax.get_visible()]
+
+
+def test_figures_have_their_axes_and_series(runs, final, tmp_path):
+    convergence = convergence_figure(curves(runs, "val_macro_f1"), "val_macro_f1")
+    assert [ax.get_title() for ax in convergence.axes] == ["mr", "r8"]
+    assert lines_per_axis(convergence) == [3, 3]
+    assert convergence.axes[0].get_xlabel() == "epoch"
+    scores = final[final["phase"] == "grid"].pivot_table(
+        index=["dataset", "seed"], columns="loss", values="selected_test_macro_f1"
+    )
+    cd = cd_diagram(compare(scores))
+    assert {word for text in cd.axes[0].texts for word in text.get_text().split()} >= {
+        "ce",
+        "gloss",
+        "supcon",
+    }
+    ablation = ablation_figure(
+        final[(final["phase"] == "ablation") & (final["outcome"] == "completed")], "selected_test_macro_f1"
+    )
+    assert [ax.get_title() for ax in ablation.axes] == ["sigma"]
+    assert [t.get_text() for t in ablation.axes[0].get_xticklabels()] == ["0.1", "1.0"]
+    search = search_history_figure(search_history(runs))
+    assert [ax.get_xlabel() for ax in search.axes] == ["trial", "compute seconds (sum over trials)"]
+    rng = np.random.default_rng(0)
+    embeddings = embeddings_figure({"ce": (rng.normal(size=(50, 6)), rng.integers(0, 3, 50))})
+    assert len(embeddings.axes[0].collections[0].get_offsets()) == 50
+    for name, figure in {
+        "convergence": convergence,
+        "cd": cd,
+        "ablation": ablation,
+        "search": search,
+    }.items():
+        for path in save_figure(figure, tmp_path, name):
+            assert path.stat().st_size > 5000, path
+
+
+def test_report_is_self_contained(study, tmp_path):
+    path = build_report(study, out=tmp_path / "report")
+    page = path.read_text()
+    for heading in (
+        "Trials",
+        "Test results",
+        "Across datasets",
+        "Convergence",
+        "Ablation",
+        "Search",
+        "Beside the paper",
+        "Statistical protocol",
+    ):
+        assert f"<h2>{heading}" in page, heading
+    assert page.count("<img ") == 4 and page.count("data:image/png;base64,") == 4
+    assert not re.search(r"(src|href)=['\"]?(https?:)?//", page), "nothing is loaded from the network"
+    assert (tmp_path / "report" / "tables" / "results.tex").exists()
+    assert (tmp_path / "report" / "figures" / "convergence.svg").exists()
