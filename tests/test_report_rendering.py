@@ -47,7 +47,7 @@ def screenshot(page: Path, out: Path, profile: Path) -> np.ndarray:
 
 
 def test_report_and_its_figures_render_in_chromium(tmp_path):
-    report = build_report(FIXTURE, out=tmp_path / "report")
+    report = build_report(shutil.copytree(FIXTURE, tmp_path / "study"), out=tmp_path / "report")
     rendered = screenshot(report, tmp_path / "page.png", tmp_path / "profile-a")
     stripped = report.with_name("no-figures.html")
     stripped.write_text(report.read_text().replace("data:image/png;base64,", "data:image/png;base64,x"))
