@@ -4,6 +4,7 @@ per trial x epoch, a column for every metric and (as config/...) every config fi
 Each study folder keeps a columnar cache (.gloss-analysis/runs.parquet) beside a manifest of the
 record files it was built from; a later load re-reads only trials whose files changed."""
 
+import concurrent.futures
 import json
 import os
 from pathlib import Path
@@ -33,26 +34,51 @@ def flatten(mapping: dict, prefix: str) -> dict:
     return flat
 
 
-def read_trial(folder: Path) -> list[dict]:
-    """The trial's records, each with its config flattened; a trial that failed before its first
-    report still gives one row, marked failed."""
-    rows = []
+def read_trial(folder: Path) -> tuple[list[dict], dict]:
+    """The trial's records (their config removed) and one row of facts about the trial: its
+    flattened config, folder and last error line. A trial that failed before its first report
+    still gives one record, marked failed."""
     with open(folder / RESULT_FILE) as handle:
-        for line in handle:
-            if line.strip():
-                record = json.loads(line)
-                config = record.pop("config", None) or {}
-                rows.append({**record, **flatten(config, "config")})
+        records = [json.loads(line) for line in handle if line.strip()]
+    config = records[-1].get("config") if records else None
+    if config is None and (folder / PARAMS_FILE).exists():
+        config = json.loads((folder / PARAMS_FILE).read_text())
+    for record in records:
+        record.pop("config", None)
     error_file = folder / ERROR_FILE
     error = error_file.read_text().strip().splitlines()[-1:] if error_file.exists() else []
-    if not rows:
-        config = json.loads((folder / PARAMS_FILE).read_text()) if (folder / PARAMS_FILE).exists() else {}
-        rows.append({"status": "failed", **flatten(config, "config")})
-    for row in rows:
-        row.update(trial_dir=str(folder), experiment=folder.parent.name, error=error[0] if error else "")
-        for key in IDENTITY:
-            row.setdefault(key, row.get(f"config/{key}"))
-    return rows
+    facts = {**flatten(config or {}, "config"), "trial_dir": str(folder), "experiment": folder.parent.name,
+             "error": error[0] if error else ""}
+    return records or [{"status": "failed"}], facts
+
+
+def read_trials(folders: list[Path]) -> pd.DataFrame:
+    """Records of many trials, each joined with its trial's facts (built once per trial)."""
+    records, owner, facts = [], [], []
+    for index, folder in enumerate(folders):
+        trial_records, trial_facts = read_trial(folder)
+        records += trial_records
+        owner += [index] * len(trial_records)
+        facts.append(trial_facts)
+    if not records:
+        return pd.DataFrame()
+    frame = pd.concat(
+        [pd.DataFrame(records), pd.DataFrame(facts).iloc[owner].reset_index(drop=True)], axis=1
+    )
+    for key in IDENTITY:
+        if f"config/{key}" in frame:
+            frame[key] = frame[key].fillna(frame[f"config/{key}"]) if key in frame else frame[f"config/{key}"]
+    return frame
+
+
+def read_in_parallel(folders: list[Path], per_process: int = 1000) -> pd.DataFrame:
+    """read_trials, split across processes when there are many trials (a first load)."""
+    workers = min(os.cpu_count() or 1, len(folders) // per_process)
+    if workers < 2:
+        return read_trials(folders)
+    chunks = [folders[i::workers] for i in range(workers)]
+    with concurrent.futures.ProcessPoolExecutor(workers) as pool:
+        return pd.concat(list(pool.map(read_trials, chunks)), ignore_index=True)
 
 
 def signature(folder: Path) -> list[int]:
@@ -87,7 +113,7 @@ def load_study(path: Path) -> pd.DataFrame:
     if cache is not None:
         current = cache["trial_dir"].isin(set(manifest))
         kept = cache[current & ~cache["trial_dir"].isin({str(f) for f in stale})]
-    fresh = pd.DataFrame([row for folder in stale for row in read_trial(folder)])
+    fresh = read_in_parallel(stale)
     frame = tidy_types(pd.concat([f for f in (kept, fresh) if f is not None and len(f)], ignore_index=True))
     _write_cache(path, frame, manifest)
     return frame

@@ -6,30 +6,30 @@ FINISHED = ("completed", "early_stopped")
 FROM_LAST = ("selected_test_accuracy", "selected_test_macro_f1", "best_epoch", "best_score", "error")
 
 
-def trial_outcome(last: pd.Series) -> str:
-    """completed, early_stopped, diverged, failed, or stopped (ended early by the scheduler)."""
-    if last.get("error"):
-        return "failed"
-    status = last.get("status")
-    return status if status in (*FINISHED, "diverged", "failed") else "stopped"
+def outcomes(last: pd.DataFrame) -> pd.Series:
+    """Per trial (its last record): completed, early_stopped, diverged, failed, or stopped (ended
+    early by the scheduler)."""
+    failed = last["error"].fillna("").astype(str) != ""
+    status = last["status"].where(last["status"].isin([*FINISHED, "diverged", "failed"]), "stopped")
+    return status.where(~failed, "failed")
 
 
 def final_results(runs: pd.DataFrame) -> pd.DataFrame:
     """Per trial, the record of the epoch with the best validation score, with the test metrics
     chosen by validation and the trial's outcome; failed and diverged trials are kept, marked."""
-    rows = []
-    for _, trial in runs.groupby("trial_dir", sort=False):
-        trial = trial.sort_values("epoch") if "epoch" in trial else trial
-        last = trial.iloc[-1]
-        chosen = trial[trial["epoch"] == last.get("best_epoch")] if "epoch" in trial else trial.iloc[0:0]
-        row = (chosen.iloc[-1] if len(chosen) else last).copy()
-        for column in FROM_LAST:
-            if column in last:
-                row[column] = last[column]
-        row["outcome"] = trial_outcome(last)
-        row["epochs_run"] = last.get("epoch")
-        rows.append(row)
-    return pd.DataFrame(rows).reset_index(drop=True)
+    ordered = runs.sort_values(["trial_dir", "epoch"], kind="stable") if "epoch" in runs else runs
+    last = ordered.groupby("trial_dir", sort=False).tail(1).set_index("trial_dir")
+    chosen = last.iloc[0:0]
+    if "epoch" in ordered and "best_epoch" in last:
+        at_best = ordered["epoch"] == ordered["trial_dir"].map(last["best_epoch"])
+        chosen = ordered[at_best].groupby("trial_dir", sort=False).tail(1).set_index("trial_dir")
+    final = pd.concat([chosen, last.drop(index=chosen.index)]).reindex(last.index)
+    for column in FROM_LAST:
+        if column in last:
+            final[column] = last[column]
+    final["outcome"] = outcomes(last)
+    final["epochs_run"] = last.get("epoch")
+    return final.reset_index()
 
 
 COMPARISON_PHASES = ("grid", "final")

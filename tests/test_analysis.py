@@ -230,3 +230,14 @@ def test_report_is_self_contained(study, tmp_path):
     assert not re.search(r"(src|href)=['\"]?(https?:)?//", page), "nothing is loaded from the network"
     assert (tmp_path / "report" / "tables" / "results.tex").exists()
     assert (tmp_path / "report" / "figures" / "convergence.svg").exists()
+
+
+def test_saved_test_embeddings_are_pictured(study, tmp_path):
+    rng = np.random.default_rng(0)
+    for trial in sorted((study / "grid").iterdir())[:3]:
+        checkpoint = trial / "checkpoint_000005"
+        checkpoint.mkdir()
+        np.savez_compressed(checkpoint / "test_embeddings.npz", embeddings=rng.normal(size=(40, 8)),
+                            labels=rng.integers(0, 2, 40))
+    page = build_report(study, out=tmp_path / "report").read_text()
+    assert "<h2>Test embeddings" in page and page.count("<img ") == 5
