@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.files import replaced, write_text
+
 RESULT_FILE, ERROR_FILE, PARAMS_FILE = "result.json", "error.txt", "params.json"
 IDENTITY = ("dataset", "loss", "seed", "model", "fidelity", "study", "phase")
 CACHE_DIR = ".gloss-analysis"
@@ -141,19 +143,14 @@ def _write_cache(path: Path, frame: pd.DataFrame, manifest: dict) -> None:
     """Write table then manifest, each atomically: a manifest never describes a missing table."""
     folder = path / CACHE_DIR
     try:
-        folder.mkdir(exist_ok=True)
-        for name, write in (("runs.parquet", frame.to_parquet), ("manifest.json", None)):
-            tmp = folder / f".{name}.{os.getpid()}.tmp"
-            if write is None:
-                tmp.write_text(json.dumps(manifest))
-            else:
-                write(tmp, index=False)
-            os.replace(tmp, folder / name)
+        with replaced(folder / "runs.parquet") as tmp:
+            frame.to_parquet(tmp, index=False)
+        write_text(folder / "manifest.json", json.dumps(manifest))
     except OSError:
         return  # a read-only study folder is analysed without a cache
 
 
-def test_embeddings(final: pd.DataFrame) -> dict[str, tuple]:
+def saved_test_embeddings(final: pd.DataFrame) -> dict[str, tuple]:
     """Per loss, the saved test embeddings (and labels) of one trial, when trials saved them
     (`save_embeddings: true`): the first dataset and seed with a file."""
     found = {}

@@ -11,6 +11,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
+from analysis.files import replaced
 from analysis.stats import Comparison
 
 sns.set_theme(style="whitegrid", context="paper")
@@ -110,8 +111,8 @@ def embeddings_figure(embeddings: dict[str, tuple[np.ndarray, np.ndarray]]) -> F
 
 def save_figure(figure: Figure, folder: Path, name: str) -> list[Path]:
     """Write `name`.png and `name`.svg into `folder`."""
-    folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{name}.{suffix}" for suffix in ("png", "svg")]
     for path in paths:
-        figure.savefig(path, dpi=150)
+        with replaced(path) as tmp:
+            figure.savefig(tmp, dpi=150, format=path.suffix[1:])
     return paths

@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.curves import convergence_summary, curves, search_history, trial_convergence
-from analysis.load import load_runs, test_embeddings
+from analysis.files import write_text
+from analysis.load import load_runs, saved_test_embeddings
 from analysis.paper import paper_table
 from analysis.plots import (
     ablation_figure,
@@ -62,9 +63,8 @@ class Report:
         self, name: str, frame: pd.DataFrame, html_text: str | None = None, latex: str | None = None
     ) -> None:
         folder = self.out / "tables"
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{name}.md").write_text(frame.to_markdown() + "\n")
-        (folder / f"{name}.tex").write_text(latex or frame.to_latex(escape=True))
+        write_text(folder / f"{name}.md", frame.to_markdown() + "\n")
+        write_text(folder / f"{name}.tex", latex or frame.to_latex(escape=True))
         self.sections.append(html_text or frame.to_html(float_format=lambda v: f"{v:.4g}"))
 
     def figure(self, name: str, figure, caption: str) -> None:
@@ -81,7 +81,7 @@ class Report:
             f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>{''.join(self.sections)}</body></html>"
         )
         path = self.out / "report.html"
-        path.write_text(page)
+        write_text(path, page)
         return path
 
 
@@ -167,7 +167,7 @@ def optional_sections(report: Report, runs: pd.DataFrame, final: pd.DataFrame, m
     if len(history):
         report.heading("Search")
         report.figure("search-history", search_history_figure(history), "Best validation score so far.")
-    if embeddings := test_embeddings(finished(comparison_trials(final))):
+    if embeddings := saved_test_embeddings(finished(comparison_trials(final))):
         report.heading("Test embeddings")
         report.figure(
             "embeddings", embeddings_figure(embeddings), "First two principal components, by class."

@@ -95,7 +95,10 @@ def run_phase(spec: StudySpec, phase: Phase, options: RunOptions, root: str):
                 verbose=0,
             ),
         )
-    return tuner.fit()
+    results = tuner.fit()
+    if len(results) < phase.trials or results.num_terminated + results.num_errors < len(results):
+        raise KeyboardInterrupt  # Tune caught the signal, saved its state and returned early
+    return results
 
 
 def trial_folder_name(trial) -> str:

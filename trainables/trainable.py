@@ -27,7 +27,8 @@ def train_trial(config: dict[str, Any]) -> None:
         with checkpoint.as_directory() as folder:
             trainer.load_state_dict(load_state(folder))
     identity = {name: getattr(trial, name) for name in IDENTITY}
-    identity |= {"node": socket.gethostname(), "loss_lambda": trial.loss_params.lam, **trial.tags}
+    identity |= {"node": socket.gethostname(), "node_id": _node_id(), "loss_lambda": trial.loss_params.lam,
+                 **trial.tags}
     try:
         for record in trainer.run():
             with tempfile.TemporaryDirectory() as folder:
@@ -39,6 +40,13 @@ def train_trial(config: dict[str, Any]) -> None:
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+
+def _node_id() -> str:
+    """Ray's id of the node this attempt runs on (a restarted trial may move to another)."""
+    import ray
+
+    return ray.get_runtime_context().get_node_id()
 
 
 def _cpus_of_this_trial() -> int:
