@@ -237,7 +237,10 @@ def test_saved_test_embeddings_are_pictured(study, tmp_path):
     for trial in sorted((study / "grid").iterdir())[:3]:
         checkpoint = trial / "checkpoint_000005"
         checkpoint.mkdir()
-        np.savez_compressed(checkpoint / "test_embeddings.npz", embeddings=rng.normal(size=(40, 8)),
-                            labels=rng.integers(0, 2, 40))
+        np.savez_compressed(
+            checkpoint / "test_embeddings.npz",
+            embeddings=rng.normal(size=(40, 8)),
+            labels=rng.integers(0, 2, 40),
+        )
     page = build_report(study, out=tmp_path / "report").read_text()
     assert "<h2>Test embeddings" in page and page.count("<img ") == 5

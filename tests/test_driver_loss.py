@@ -1,0 +1,95 @@
+"""Driver loss: `gloss run` killed (SIGINT, SIGKILL) at several points; `gloss run --resume`
+completes without rerunning a finished trial, and the final results equal an uninterrupted run."""
+
+import json
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from analysis import final_results, load_runs
+from tests.processes import finished_trials, start_gloss, wait_for
+from trainables.config import TrialConfig
+from trainables.training.trainer import Trainer
+
+TRAINING = {"train_size": 120, "eval_size": 60, "max_length": 32, "epochs": 6, "patience": None}
+GRID = {
+    "name": "killed",
+    "kind": "grid",
+    "model": "tiny-bert",
+    "fidelity": "frozen",
+    "datasets": ["r8"],
+    "losses": ["ce", "gloss"],
+    "seeds": [0, 1],
+    "training": TRAINING,
+}
+PROTOCOL = {
+    **GRID,
+    "name": "killed-protocol",
+    "kind": "protocol",
+    "seeds": [0, 1],
+    "search": {"losses": ["gloss"], "trials": 2, "max_concurrent": 1},
+}
+
+
+def reference(config: dict, data_dir) -> dict:
+    """An uninterrupted run of one trial config, in this process on one thread (as in Ray)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return list(Trainer(TrialConfig.from_dict({**config, "data_dir": str(data_dir)})).run())[-1]
+    finally:
+        torch.set_num_threads(threads)
+
+
+def run_killed_then_resumed(spec: dict, tmp_path, data_dir, sig: int, phase: str, after: int) -> None:
+    """Start the study, send `sig` once `after` trials of `phase` finished, resume to the end."""
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    args = [
+        "run",
+        str(path),
+        "--storage",
+        str(tmp_path),
+        "--data-dir",
+        str(data_dir),
+        "--max-concurrent",
+        "1",
+    ]
+    study = tmp_path / spec["name"]
+    driver = start_gloss(args, tmp_path / "first.log")
+    wait_for(lambda: len(finished_trials(study / phase)) >= after, 240, f"{after} finished {phase} trials")
+    before = {**finished_trials(study / "search"), **finished_trials(study / phase)}
+    driver.send_signal(sig)
+    code = driver.wait(timeout=120)
+    if sig == signal.SIGINT:
+        assert code == 130 and "--resume" in (tmp_path / "first.log").read_text()
+    resumed = start_gloss([*args, "--resume"], tmp_path / "second.log")
+    assert resumed.wait(timeout=400) == 0, (tmp_path / "second.log").read_text()[-3000:]
+    for trial, text in before.items():
+        assert (trial / "result.json").read_text() == text, f"{trial.name} was rerun"
+
+
+def check_final_results(study_folder, data_dir) -> None:
+    """Every final trial completed, with the metrics of the same config run uninterrupted."""
+    final = final_results(load_runs(study_folder))
+    final = final[final["phase"] != "search"]
+    assert len(final) == 4 and (final["outcome"] == "completed").all()
+    for row in final.itertuples():
+        config = json.loads((Path(row.trial_dir) / "params.json").read_text())
+        expected = reference(config, data_dir)["selected_test_macro_f1"]
+        assert row.selected_test_macro_f1 == pytest.approx(expected, abs=1e-12), row.trial_dir
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
+def test_killed_grid_resumes_without_rerunning_finished_trials(sig, tmp_path, data_dir):
+    run_killed_then_resumed(GRID, tmp_path, data_dir, sig, "grid", after=1)
+    check_final_results(tmp_path / "killed", data_dir)
+
+
+@pytest.mark.slow
+def test_protocol_killed_in_its_final_phase_resumes(tmp_path, data_dir):
+    run_killed_then_resumed(PROTOCOL, tmp_path, data_dir, signal.SIGKILL, "final", after=1)
+    check_final_results(tmp_path / "killed-protocol", data_dir)

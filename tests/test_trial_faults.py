@@ -1,0 +1,121 @@
+"""Trial faults under Ray: a trial killed with SIGKILL mid-epoch, or one that raises, restarts from
+its last checkpoint and ends with the metrics of an uninterrupted run; at most one epoch is redone.
+A diverging configuration ends its trial as `diverged` and the study goes on."""
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from ray import tune
+from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+from analysis import final_results, load_runs
+from study.cli import main
+from study.searchers import METRIC, MODE, FixedTrials
+from trainables.config import TrialConfig
+from trainables.training.trainer import Trainer
+
+CONFIG = {
+    "dataset": "r8",
+    "loss": "gloss",
+    "model": "tiny-bert",
+    "fidelity": "frozen",
+    "train_size": 120,
+    "eval_size": 60,
+    "max_length": 32,
+    "epochs": 5,
+    "patience": None,
+    "seed": 3,
+}
+FAULT_EPOCH = 3
+
+
+def faulty(kind: str, folder: str):
+    """The real trainable, made to fail once at step 2 of epoch 3 and to log every epoch start."""
+
+    def trainable(config):
+        import os
+        import signal
+
+        from trainables import trainable as real
+        from trainables.training import trainer as module
+
+        log, crashed = Path(folder) / "epochs.log", Path(folder) / "crashed"
+        train_epoch, optimise = module.Trainer._train_epoch, module.Trainer._optimise
+
+        def logged(self):
+            with open(log, "a") as handle:
+                handle.write(f"{self.epoch}\n")
+            return train_epoch(self)
+
+        def failing(self, loss, step):
+            if self.epoch == FAULT_EPOCH and step == 2 and not crashed.exists():
+                crashed.touch()
+                if kind == "sigkill":
+                    os.kill(os.getpid(), signal.SIGKILL)
+                raise RuntimeError("injected fault")
+            return optimise(self, loss, step)
+
+        module.Trainer._train_epoch, module.Trainer._optimise = logged, failing
+        real.train_trial(config)
+
+    return trainable
+
+
+def uninterrupted(data_dir) -> dict:
+    """The same trial without faults, in this process, on one thread as Ray's trial runs."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return list(Trainer(TrialConfig.from_dict({**CONFIG, "data_dir": str(data_dir)})).run())[-1]
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("kind", ["sigkill", "raise"])
+def test_crashed_trial_resumes_from_its_checkpoint(kind, tmp_path, data_dir, local_ray):
+    config = TrialConfig.from_dict({**CONFIG, "data_dir": str(data_dir)}).to_dict()
+    tuner = tune.Tuner(
+        tune.with_resources(faulty(kind, str(tmp_path)), {"cpu": 1}),
+        tune_config=tune.TuneConfig(
+            search_alg=FixedTrials([config]), num_samples=1, metric=METRIC, mode=MODE
+        ),
+        run_config=tune.RunConfig(
+            name="faults",
+            storage_path=str(tmp_path / "results"),
+            failure_config=tune.FailureConfig(max_failures=2),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            callbacks=[JsonLoggerCallback(), CSVLoggerCallback()],
+        ),
+    )
+    (result,) = tuner.fit()
+    assert result.error is None and (tmp_path / "crashed").exists()
+    starts = [int(line) for line in (tmp_path / "epochs.log").read_text().split()]
+    assert starts == [1, 2, 3, 3, 4, 5], "only the interrupted epoch runs twice"
+    reference = uninterrupted(data_dir)
+    for key in ("best_epoch", "best_score", "selected_test_accuracy", "selected_test_macro_f1", "train_loss"):
+        assert result.metrics[key] == pytest.approx(reference[key], rel=1e-9, abs=1e-12), key
+
+
+def test_diverging_trial_is_recorded_and_the_study_goes_on(tmp_path, data_dir, local_ray, capsys):
+    spec = {
+        "name": "diverge",
+        "kind": "ablation",
+        "model": "tiny-bert",
+        "datasets": ["r8"],
+        "losses": ["gloss"],
+        "training": {
+            k: v for k, v in CONFIG.items() if k in ("train_size", "eval_size", "max_length", "epochs")
+        },
+        "ablation": {"loss": "gloss", "factors": {"lr": [1.0e-3, {"lr": 1.0e8, "max_grad_norm": None}]}},
+    }
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    assert main(["run", str(path), "--storage", str(tmp_path), "--data-dir", str(data_dir)]) == 0
+    assert "1 diverged" in capsys.readouterr().out
+    final = final_results(load_runs(tmp_path / "diverge"))
+    assert sorted(final["outcome"]) == ["completed", "diverged"]
+    diverged = final[final["outcome"] == "diverged"].iloc[0]
+    assert "non-finite" in diverged["diverged_reason"]
+    assert (tmp_path / "diverge" / "report" / "report.html").exists()
