@@ -17,6 +17,7 @@ def prepare_environment(address: str | None) -> None:
         if os.environ.get(name):
             os.environ[name] = os.path.abspath(os.path.expanduser(os.environ[name]))
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage reports leave the machine
     # Every epoch is checkpointed; with short frozen-fidelity epochs Tune then snapshots its
     # experiment state often, which is cheap locally and needs no warning each time.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")

@@ -5,13 +5,12 @@ from pathlib import Path
 
 import pytest
 
+from study.ray_session import prepare_environment
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-# Ray reads these at import time: every test's Ray stays on 127.0.0.1, without Tune's tables.
-os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
-os.environ["TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S"] = "0"
-os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+# Before Ray is imported: every test's local Ray stays on 127.0.0.1, with gloss's settings.
+prepare_environment(None)
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -27,8 +27,12 @@ def train_trial(config: dict[str, Any]) -> None:
         with checkpoint.as_directory() as folder:
             trainer.load_state_dict(load_state(folder))
     identity = {name: getattr(trial, name) for name in IDENTITY}
-    identity |= {"node": socket.gethostname(), "node_id": _node_id(), "loss_lambda": trial.loss_params.lam,
-                 **trial.tags}
+    identity |= {
+        "node": socket.gethostname(),
+        "node_id": _node_id(),
+        "loss_lambda": trial.loss_params.lam,
+        **trial.tags,
+    }
     try:
         for record in trainer.run():
             with tempfile.TemporaryDirectory() as folder:

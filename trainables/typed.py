@@ -3,6 +3,7 @@ path, what was expected, and a did-you-mean for unknown keys."""
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -21,8 +22,10 @@ def suggest(word: str, options: typing.Iterable[str]) -> str:
 
 
 def join_path(where: str, key: str | int) -> str:
-    """Join a key path for messages: 'training' + 'lr' -> 'training.lr'."""
-    return f"{where}.{key}" if where else str(key)
+    """Join a key path for messages: 'training' + 'lr' -> 'training.lr' (odd keys quoted, so a
+    message stays on one line)."""
+    shown = str(key) if re.fullmatch(r"[\w\-]+", str(key)) else repr(str(key))
+    return f"{where}.{shown}" if where else shown
 
 
 def check_keys(data: Mapping[str, Any], allowed: typing.Iterable[str], where: str) -> None:
