@@ -36,8 +36,14 @@ def write_study(root: Path, trials: int, epochs: int) -> None:
         lines = []
         for epoch in range(1, epochs + 1):
             record = dict(records[min(epoch, len(records)) - 1])
-            record.update(epoch=epoch, training_iteration=epoch, trial_id=f"{t:08x}", seed=t % 5,
-                          val_macro_f1=float(rng.random()), test_macro_f1=float(rng.random()))
+            record.update(
+                epoch=epoch,
+                training_iteration=epoch,
+                trial_id=f"{t:08x}",
+                seed=t % 5,
+                val_macro_f1=float(rng.random()),
+                test_macro_f1=float(rng.random()),
+            )
             lines.append(json.dumps(record))
         (folder / "result.json").write_text("\n".join(lines) + "\n")
 
@@ -66,9 +72,17 @@ def main() -> None:
         changed_s, _ = timed(lambda: load_runs(root))
         final_s, _ = timed(lambda: final_results(runs))
         size_mb = sum(p.stat().st_size for p in root.rglob("result.json")) / 2**20
-        rows = {"trials": args.trials, "epochs": args.epochs, "records": len(runs), "json_mb": round(size_mb),
-                "generate_s": generate_s, "cold_load_s": cold_s, "cached_load_s": warm_s,
-                f"load_after_{args.changed}_changed_s": changed_s, "final_results_s": final_s}
+        rows = {
+            "trials": args.trials,
+            "epochs": args.epochs,
+            "records": len(runs),
+            "json_mb": round(size_mb),
+            "generate_s": generate_s,
+            "cold_load_s": cold_s,
+            "cached_load_s": warm_s,
+            f"load_after_{args.changed}_changed_s": changed_s,
+            "final_results_s": final_s,
+        }
     finally:
         shutil.rmtree(root)
     for key, value in rows.items():

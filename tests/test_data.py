@@ -150,3 +150,19 @@ def test_dynamic_padding_pads_to_the_longest_in_batch():
     batch = inputs.batch(np.array([0, 1]))
     assert batch["input_ids"].shape == (2, 3)
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+
+
+def test_length_grouped_batches_cover_every_example_with_similar_lengths():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(5, 128, size=1000)
+    labels = np.zeros(1000, dtype=int)
+    grouped = RandomBatches(labels, batch_size=16, seed=0, lengths=lengths).epoch(1)
+    plain = RandomBatches(labels, batch_size=16, seed=0).epoch(1)
+    assert sorted(np.concatenate(grouped)) == list(range(1000))
+
+    def padding(batches):
+        return sum(len(b) * lengths[b].max() - lengths[b].sum() for b in batches)
+
+    assert padding(grouped) < 0.2 * padding(plain)
+    again = RandomBatches(labels, batch_size=16, seed=0, lengths=lengths).epoch(1)
+    assert all(np.array_equal(a, b) for a, b in zip(grouped, again, strict=True))

@@ -43,6 +43,7 @@ class TrialConfig:
     train_size: int | None = None
     eval_size: int | None = None
     batch_sampler: Literal["auto", "random", "class_aware"] = "auto"
+    group_by_length: bool = True
     per_class: int = 4
     class_weighting: Literal["none", "balanced"] = "none"
     projection_dim: int = 512

@@ -2,19 +2,33 @@
 
 import numpy as np
 
+GROUP_WINDOW = 50  # batches per window within which examples are sorted by length
+
 
 class RandomBatches:
-    """Shuffled batches of `batch_size` (the last one may be smaller)."""
+    """Shuffled batches of `batch_size` (the last one may be smaller). Given `lengths`, examples
+    are sorted by length within random windows of GROUP_WINDOW batches and the batches shuffled,
+    so each batch holds similar lengths and needs little padding."""
 
-    def __init__(self, labels: np.ndarray, batch_size: int, seed: int) -> None:
-        self.size, self.batch_size, self.seed = len(labels), batch_size, seed
+    def __init__(
+        self, labels: np.ndarray, batch_size: int, seed: int, lengths: np.ndarray | None = None
+    ) -> None:
+        self.size, self.batch_size, self.seed, self.lengths = len(labels), batch_size, seed, lengths
 
     def __len__(self) -> int:
         return -(-self.size // self.batch_size)
 
     def epoch(self, epoch: int) -> list[np.ndarray]:
-        order = np.random.default_rng([self.seed, epoch]).permutation(self.size)
-        return [order[i : i + self.batch_size] for i in range(0, self.size, self.batch_size)]
+        rng = np.random.default_rng([self.seed, epoch])
+        order = rng.permutation(self.size)
+        if self.lengths is not None:
+            window = self.batch_size * GROUP_WINDOW
+            windows = np.split(order, range(window, self.size, window))
+            order = np.concatenate([w[np.argsort(-self.lengths[w], kind="stable")] for w in windows])
+        batches = [order[i : i + self.batch_size] for i in range(0, self.size, self.batch_size)]
+        if self.lengths is not None:
+            batches = [batches[i] for i in rng.permutation(len(batches))]
+        return batches
 
 
 class ClassAwareBatches:

@@ -1,0 +1,139 @@
+"""Item 4: wall time of N identical trials through `gloss run` against the same training called
+directly in one process, with Ray's start-up and the per-trial fixed cost reported apart.
+
+    .venv/bin/python bench/ray_overhead.py [--trials 4 --epochs 40]
+
+Both arms run the trials one at a time on one thread each (the Ray arm with --max-concurrent 1
+and 1 CPU per trial), on frozen MiniLM embeddings of the whole of R8 (cached beforehand)."""
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+from bench.common import report, seconds
+from trainables.config import TrialConfig
+from trainables.training.trainer import Trainer
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def training(epochs: int) -> dict:
+    return {"epochs": epochs, "patience": None}
+
+
+def direct(trials: int, epochs: int) -> tuple[float, float]:
+    """Total wall time and total training time of the trials run in this process."""
+    torch.set_num_threads(1)
+    train_time = 0.0
+    start = time.perf_counter()
+    for seed in range(trials):
+        trainer = Trainer(
+            TrialConfig.from_dict({"dataset": "r8", "loss": "gloss", "seed": seed, **training(epochs)})
+        )
+        records = list(trainer.run())
+        train_time += records[-1]["train_time_s"]
+    return time.perf_counter() - start, train_time
+
+
+def ray_startup() -> float:
+    """Seconds for a fresh process to start a local Ray (the process's own start-up excluded)."""
+    code = (
+        "import time; from study.ray_session import prepare_environment; prepare_environment(None); "
+        "from study.ray_session import connect; t = time.perf_counter(); connect(None); "
+        "print(time.perf_counter() - t)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def through_gloss(trials: int, epochs: int) -> tuple[float, float]:
+    """Wall time of `gloss run` (Ray start-up included) and the trials' total training time."""
+    with tempfile.TemporaryDirectory() as folder:
+        spec = Path(folder) / "spec.yaml"
+        spec.write_text(
+            yaml.safe_dump(
+                {
+                    "name": "overhead",
+                    "kind": "grid",
+                    "datasets": ["r8"],
+                    "losses": ["gloss"],
+                    "seeds": list(range(trials)),
+                    "training": training(epochs),
+                }
+            )
+        )
+        wall = seconds(
+            lambda: subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "study.cli",
+                    "run",
+                    str(spec),
+                    "--storage",
+                    folder,
+                    "--max-concurrent",
+                    "1",
+                ],
+                cwd=REPO,
+                check=True,
+                capture_output=True,
+            )
+        )
+        records = [json.loads(p.read_text().splitlines()[-1]) for p in Path(folder).rglob("result.json")]
+        return wall, sum(r["train_time_s"] for r in records)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=40)
+    args = parser.parse_args()
+    direct(1, 1)  # builds the embedding cache, so neither arm pays for it
+    direct_wall, direct_train = direct(args.trials, args.epochs)
+    startup = ray_startup()
+    ray_wall, ray_train = through_gloss(args.trials, args.epochs)
+    rows = [
+        {
+            "arm": "direct, one process",
+            "wall_s": direct_wall,
+            "training_s": direct_train,
+            "fixed_per_trial_s": (direct_wall - direct_train) / args.trials,
+            "ratio": 1.0,
+        },
+        {
+            "arm": "gloss run (Ray)",
+            "wall_s": ray_wall,
+            "training_s": ray_train,
+            "fixed_per_trial_s": (ray_wall - startup - ray_train) / args.trials,
+            "ratio": ray_wall / direct_wall,
+        },
+        {
+            "arm": "gloss run without Ray start-up",
+            "wall_s": ray_wall - startup,
+            "training_s": ray_train,
+            "fixed_per_trial_s": "",
+            "ratio": (ray_wall - startup) / direct_wall,
+        },
+    ]
+    report(
+        "ray_overhead",
+        rows,
+        {
+            "command": "bench/ray_overhead.py",
+            "trials": args.trials,
+            "epochs": args.epochs,
+            "ray_startup_s": startup,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
