@@ -46,6 +46,7 @@ def add_run(commands) -> None:
     run.add_argument("--max-concurrent", type=int, metavar="N", help="at most N trials at once")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a spec key")
     run.add_argument("--dashboard", action="store_true", help="start Ray's dashboard on 127.0.0.1")
+    run.add_argument("--no-report", action="store_true", help="end with the summary table, no HTML report")
     run.set_defaults(handler=run_command)
 
 
@@ -112,7 +113,8 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"results are in {root}; copy them here and run `gloss analyze` on the copy.")
         return 0
     print_summary(paths)
-    write_report(paths, f"{root}/report")
+    if not args.no_report:
+        write_report(paths, f"{root}/report")
     return 0
 
 

@@ -110,7 +110,7 @@ def search_phase(spec: StudySpec) -> Phase:
             [
                 SearchGroup(
                     base,
-                    optuna_searcher(space, settings.sampler, seed, settings.max_concurrent),
+                    optuna_searcher(space, settings.sampler, seed, settings.max_concurrent, settings.trials),
                     settings.trials,
                 )
                 for base, space, seed in groups

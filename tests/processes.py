@@ -1,4 +1,5 @@
-"""Helpers for tests that run `gloss` as a separate process and interrupt it."""
+"""Helpers for tests that interrupt training: `gloss` in a separate process, and the uninterrupted
+reference run their results must equal."""
 
 import json
 import os
@@ -48,3 +49,19 @@ def finished_trials(folder: Path) -> dict[Path, str]:
         if rows and rows[-1].get("status") in ("completed", "early_stopped"):
             done[trial] = (trial / "result.json").read_text()
     return done
+
+
+def uninterrupted_run(config: dict, data_dir: Path) -> dict:
+    """The last record of one trial config trained without interruption, in this process on one
+    thread, as a Ray trial with one CPU trains it."""
+    import torch
+
+    from trainables.config import TrialConfig
+    from trainables.training.trainer import Trainer
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return list(Trainer(TrialConfig.from_dict({**config, "data_dir": str(data_dir)})).run())[-1]
+    finally:
+        torch.set_num_threads(threads)

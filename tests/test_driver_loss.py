@@ -6,13 +6,10 @@ import signal
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
 from analysis import final_results, load_runs
-from tests.processes import finished_trials, start_gloss, wait_for
-from trainables.config import TrialConfig
-from trainables.training.trainer import Trainer
+from tests.processes import finished_trials, start_gloss, uninterrupted_run, wait_for
 
 TRAINING = {"train_size": 120, "eval_size": 60, "max_length": 32, "epochs": 6, "patience": None}
 GRID = {
@@ -32,16 +29,6 @@ PROTOCOL = {
     "seeds": [0, 1],
     "search": {"losses": ["gloss"], "trials": 2, "max_concurrent": 1},
 }
-
-
-def reference(config: dict, data_dir) -> dict:
-    """An uninterrupted run of one trial config, in this process on one thread (as in Ray)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return list(Trainer(TrialConfig.from_dict({**config, "data_dir": str(data_dir)})).run())[-1]
-    finally:
-        torch.set_num_threads(threads)
 
 
 def run_killed_then_resumed(spec: dict, tmp_path, data_dir, sig: int, phase: str, after: int) -> None:
@@ -79,7 +66,7 @@ def check_final_results(study_folder, data_dir) -> None:
     assert len(final) == 4 and (final["outcome"] == "completed").all()
     for row in final.itertuples():
         config = json.loads((Path(row.trial_dir) / "params.json").read_text())
-        expected = reference(config, data_dir)["selected_test_macro_f1"]
+        expected = uninterrupted_run(config, data_dir)["selected_test_macro_f1"]
         assert row.selected_test_macro_f1 == pytest.approx(expected, abs=1e-12), row.trial_dir
 
 

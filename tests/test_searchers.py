@@ -33,7 +33,7 @@ def test_trials_stopped_by_the_scheduler_are_pruned_not_complete():
 
 def group(name: str, budget: int) -> SearchGroup:
     base = {"dataset": name, "loss": "gloss", "loss_params": {"gamma": 0.7}}
-    return SearchGroup(base, optuna_searcher(SPACE, "tpe", seed=1, max_concurrent=1), budget)
+    return SearchGroup(base, optuna_searcher(SPACE, "tpe", seed=1, max_concurrent=1, budget=budget), budget)
 
 
 def test_groups_take_turns_within_budgets_and_concurrency(tmp_path):

@@ -5,7 +5,6 @@ A diverging configuration ends its trial as `diverged` and the study goes on."""
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 from ray import tune
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
@@ -13,8 +12,8 @@ from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 from analysis import final_results, load_runs
 from study.cli import main
 from study.searchers import METRIC, MODE, FixedTrials
+from tests.processes import uninterrupted_run
 from trainables.config import TrialConfig
-from trainables.training.trainer import Trainer
 
 CONFIG = {
     "dataset": "r8",
@@ -63,16 +62,6 @@ def faulty(kind: str, folder: str):
     return trainable
 
 
-def uninterrupted(data_dir) -> dict:
-    """The same trial without faults, in this process, on one thread as Ray's trial runs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return list(Trainer(TrialConfig.from_dict({**CONFIG, "data_dir": str(data_dir)})).run())[-1]
-    finally:
-        torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("kind", ["sigkill", "raise"])
 def test_crashed_trial_resumes_from_its_checkpoint(kind, tmp_path, data_dir, local_ray):
     config = TrialConfig.from_dict({**CONFIG, "data_dir": str(data_dir)}).to_dict()
@@ -93,7 +82,7 @@ def test_crashed_trial_resumes_from_its_checkpoint(kind, tmp_path, data_dir, loc
     assert result.error is None and (tmp_path / "crashed").exists()
     starts = [int(line) for line in (tmp_path / "epochs.log").read_text().split()]
     assert starts == [1, 2, 3, 3, 4, 5], "only the interrupted epoch runs twice"
-    reference = uninterrupted(data_dir)
+    reference = uninterrupted_run(CONFIG, data_dir)
     for key in ("best_epoch", "best_score", "selected_test_accuracy", "selected_test_macro_f1", "train_loss"):
         assert result.metrics[key] == pytest.approx(reference[key], rel=1e-9, abs=1e-12), key
 
