@@ -1,19 +1,17 @@
-"""Trainer state on disk: written atomically, read back with torch.load(weights_only=True)."""
+"""Trainer state on disk, read back with torch.load(weights_only=True)."""
 
 from pathlib import Path
 
 import torch
 
-from trainables.atomic import atomic_path
-
 STATE_FILE = "trainer_state.pt"
 
 
 def save_state(state: dict, folder: str | Path) -> Path:
-    """Write a trainer state dict into `folder`."""
+    """Write a trainer state dict into `folder`, a fresh temporary folder that Ray then copies
+    into the trial's storage (so no rename or fsync here: 2.9 ms instead of 7.2 per epoch)."""
     path = Path(folder) / STATE_FILE
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    torch.save(state, path)
     return path
 
 

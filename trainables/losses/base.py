@@ -67,6 +67,12 @@ class AuxLoss(nn.Module):
         raise NotImplementedError
 
 
+def balanced_class_weights(counts: tuple[int, ...]) -> torch.Tensor:
+    """N / (C * n_c) per class, as scikit-learn's 'balanced' (empty classes count as one)."""
+    sizes = torch.tensor(counts, dtype=torch.float64).clamp_min(1)
+    return sizes.sum() / (len(sizes) * sizes)
+
+
 def zero_loss(embeddings: torch.Tensor, **stats: float) -> LossResult:
     """A zero that keeps the autograd graph intact, for batches that carry no signal."""
     return LossResult(embeddings.sum() * 0.0, {"degenerate": 1.0, **stats})

@@ -9,7 +9,15 @@ import torch
 import torch.nn.functional as F
 
 from trainables.errors import ConfigError
-from trainables.losses.base import AuxLoss, AuxParams, LossContext, LossResult, Needs, zero_loss
+from trainables.losses.base import (
+    AuxLoss,
+    AuxParams,
+    LossContext,
+    LossResult,
+    Needs,
+    balanced_class_weights,
+    zero_loss,
+)
 from trainables.losses.propagation import (
     graph_log_weights,
     hidden_class_mass,
@@ -88,8 +96,7 @@ class GLoss(AuxLoss):
         )
         self.alpha = params.alpha if params.propagation == "spreading" else None
         self.solve_dtype = getattr(torch, params.solve_dtype)
-        counts = torch.tensor(context.class_counts, dtype=torch.float64).clamp_min(1)
-        self.register_buffer("class_weights", counts.sum() / (len(counts) * counts), persistent=False)
+        self.register_buffer("class_weights", balanced_class_weights(context.class_counts), persistent=False)
 
     def labeled_mask(self, size: int, device: torch.device) -> torch.Tensor:
         """A fresh random choice of ceil(gamma * B) visible nodes, leaving at least one hidden."""

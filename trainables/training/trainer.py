@@ -14,6 +14,7 @@ import torch
 from trainables.config import TrialConfig
 from trainables.data.batches import ClassAwareBatches, RandomBatches
 from trainables.losses import LossContext, Needs, Objective, build_aux_loss, loss_entry
+from trainables.losses.base import balanced_class_weights
 from trainables.model.classifier import Classifier, FeatureProjection
 from trainables.model.encoder import TextEncoder, load_backbone
 from trainables.training.metrics import embedding_metrics, head_metrics
@@ -58,11 +59,8 @@ def batch_order(config: TrialConfig, needs: Needs, inputs: Inputs) -> RandomBatc
 
 
 def class_weights(config: TrialConfig, counts: tuple[int, ...]) -> torch.Tensor | None:
-    """Balanced CE weights N / (C * n_c), or None."""
-    if config.class_weighting == "none":
-        return None
-    counts_tensor = torch.tensor(counts, dtype=torch.float32).clamp_min(1)
-    return counts_tensor.sum() / (len(counts) * counts_tensor)
+    """Balanced CE weights N / (C * n_c) when asked, or None."""
+    return balanced_class_weights(counts).float() if config.class_weighting == "balanced" else None
 
 
 class Trainer:
