@@ -1,7 +1,7 @@
 """The Ray Tune function trainable: typed config in, one report and checkpoint per epoch out.
 
-Thin on purpose: everything it runs is the framework-free Trainer. Heavy imports happen inside,
-so the driver never pays for torch or transformers."""
+Thin on purpose: everything it runs is the framework-free Trainer. Heavy imports happen inside
+the function, so importing this module (as the driver does to hand it to Tune) costs nothing."""
 
 import gc
 import socket

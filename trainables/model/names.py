@@ -29,10 +29,9 @@ def packaged_minilm() -> str:
 
 
 def resolve_model(name: str) -> str:
-    """A path or hub id that transformers can load, for an alias, a folder or a hub id."""
-    if name == "minilm":
-        return packaged_minilm()
-    if name == TINY:
+    """A path or hub id that transformers can load, for an alias, a folder or a hub id (the tiny
+    test model borrows MiniLM's tokenizer and config folder)."""
+    if name in ("minilm", TINY):
         return packaged_minilm()
     return ALIASES.get(name, name)
 
