@@ -49,8 +49,12 @@ def read_trial(folder: Path) -> tuple[list[dict], dict]:
         record.pop("config", None)
     error_file = folder / ERROR_FILE
     error = error_file.read_text().strip().splitlines()[-1:] if error_file.exists() else []
-    facts = {**flatten(config or {}, "config"), "trial_dir": str(folder), "experiment": folder.parent.name,
-             "error": error[0] if error else ""}
+    facts = {
+        **flatten(config or {}, "config"),
+        "trial_dir": str(folder),
+        "experiment": folder.parent.name,
+        "error": error[0] if error else "",
+    }
     return records or [{"status": "failed"}], facts
 
 
@@ -64,9 +68,7 @@ def read_trials(folders: list[Path]) -> pd.DataFrame:
         facts.append(trial_facts)
     if not records:
         return pd.DataFrame()
-    frame = pd.concat(
-        [pd.DataFrame(records), pd.DataFrame(facts).iloc[owner].reset_index(drop=True)], axis=1
-    )
+    frame = pd.concat([pd.DataFrame(records), pd.DataFrame(facts).iloc[owner].reset_index(drop=True)], axis=1)
     for key in IDENTITY:
         if f"config/{key}" in frame:
             frame[key] = frame[key].fillna(frame[f"config/{key}"]) if key in frame else frame[f"config/{key}"]

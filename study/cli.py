@@ -89,9 +89,10 @@ def run_command(args: argparse.Namespace) -> int:
     from study.ray_session import prepare_environment
 
     prepare_environment(args.address)
-    from study.launch import RunOptions, check_writable, run_study, storage_root, warm_caches
+    from study.launch import RunOptions, run_study, storage_root, warm_caches
     from study.plan import check_inputs, phases, with_data_dir
     from study.ray_session import connect
+    from study.storage_check import check_nodes_share, check_writable
 
     if args.max_concurrent is not None and args.max_concurrent < 1:
         raise GlossError(f"--max-concurrent {args.max_concurrent}: give a number of trials >= 1.")
@@ -108,6 +109,8 @@ def run_command(args: argparse.Namespace) -> int:
     connect(args.address, dashboard=args.dashboard)
     if args.address is None:
         warm_caches(spec)
+    else:
+        check_nodes_share(root)
     paths = run_study(spec, RunOptions(storage, args.resume, args.max_concurrent))
     if "://" in root:
         print(f"results are in {root}; copy them here and run `gloss analyze` on the copy.")

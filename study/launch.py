@@ -3,15 +3,14 @@ interrupted ones with Tuner.restore (finished trials are never rerun)."""
 
 import math
 import os
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from analysis.storage import filesystem, join, native_scheme
 from study.plan import Phase, final_phase, phases
 from study.searchers import FINISHED_STATUSES, METRIC, MODE
 from study.spec import StudySpec
-from trainables.errors import ConfigError, GlossError
+from trainables.errors import GlossError
 
 
 @dataclass(frozen=True)
@@ -25,23 +24,7 @@ class RunOptions:
 
 def storage_root(storage: str, study: str) -> str:
     """<storage>/<study> as an absolute path or a URI such as s3://bucket/prefix/study."""
-    if "://" in storage:
-        return f"{storage.rstrip('/')}/{study}"
-    return str(Path(storage).expanduser().resolve() / study)
-
-
-def check_writable(root: str) -> None:
-    """Refuse an unwritable local storage path before any trial starts."""
-    if "://" in root:
-        return
-    try:
-        Path(root).mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=root):
-            pass
-    except OSError as error:
-        raise ConfigError(
-            f"storage: cannot write to {root} ({error.strerror}); choose a writable folder with --storage."
-        ) from None
+    return join(storage, study)
 
 
 def run_study(spec: StudySpec, options: RunOptions) -> list[str]:
@@ -49,10 +32,10 @@ def run_study(spec: StudySpec, options: RunOptions) -> list[str]:
     root = storage_root(options.storage, spec.name)
     first = phases(spec)[0]
     results = run_phase(spec, first, options, root)
-    paths = [f"{root}/{first.name}"]
+    paths = [join(root, first.name)]
     if spec.kind == "protocol":
         run_phase(spec, final_phase(spec, best_configs(results)), options, root)
-        paths.append(f"{root}/final")
+        paths.append(join(root, "final"))
     return paths
 
 
@@ -64,15 +47,18 @@ def run_phase(spec: StudySpec, phase: Phase, options: RunOptions, root: str):
     from study.progress import Progress
     from trainables.trainable import train_trial
 
-    path = f"{root}/{phase.name}"
     trainable = tune.with_resources(train_trial, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
-    if tune.Tuner.can_restore(path):
+    storage = storage_arguments(root)
+    path, custom_fs = f"{storage['storage_path']}/{phase.name}", storage.get("storage_filesystem")
+    if tune.Tuner.can_restore(path, storage_filesystem=custom_fs):
         if not options.resume:
             raise GlossError(
                 f"study '{spec.name}' already has a {phase.name} phase in {path}; pass --resume to "
                 "continue it, or choose another --storage or study name."
             )
-        tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
+        tuner = tune.Tuner.restore(
+            path, trainable=trainable, resume_errored=True, storage_filesystem=custom_fs
+        )
     else:
         tuner = tune.Tuner(
             trainable,
@@ -88,7 +74,7 @@ def run_phase(spec: StudySpec, phase: Phase, options: RunOptions, root: str):
             ),
             run_config=tune.RunConfig(
                 name=phase.name,
-                storage_path=root,
+                **storage,
                 failure_config=tune.FailureConfig(max_failures=spec.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                 callbacks=[JsonLoggerCallback(), CSVLoggerCallback(), Progress(phase.name, phase.trials)],
@@ -99,6 +85,15 @@ def run_phase(spec: StudySpec, phase: Phase, options: RunOptions, root: str):
     if len(results) < phase.trials or results.num_terminated + results.num_errors < len(results):
         raise KeyboardInterrupt  # Tune caught the signal, saved its state and returned early
     return results
+
+
+def storage_arguments(root: str) -> dict[str, Any]:
+    """Ray's storage settings for `root`: the path or URI as it is where pyarrow resolves it,
+    else the fsspec filesystem and the path on it."""
+    if native_scheme(root):
+        return {"storage_path": root}
+    fs, path = filesystem(root)
+    return {"storage_path": path, "storage_filesystem": fs}
 
 
 def trial_folder_name(trial) -> str:

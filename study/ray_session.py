@@ -7,6 +7,9 @@ import socket
 from trainables.errors import GlossError
 
 LOCAL_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+# Where an S3-compatible store is and which region: settings, not secrets, so the driver hands
+# them to every trial on the cluster. Credentials stay with each node (its instance profile).
+FORWARDED = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION")
 
 
 def prepare_environment(address: str | None) -> None:
@@ -44,8 +47,14 @@ def connect(address: str | None, *, dashboard: bool = False, num_cpus: int | Non
         return
     if address != "auto":
         check_reachable(address)
+    forwarded = {name: os.environ[name] for name in FORWARDED if os.environ.get(name)}
     try:
-        ray.init(address=address, log_to_driver=False, logging_level="warning")
+        ray.init(
+            address=address,
+            log_to_driver=False,
+            logging_level="warning",
+            runtime_env={"env_vars": forwarded} if forwarded else None,
+        )
     except (ConnectionError, RuntimeError) as error:
         raise GlossError(unreachable(address, str(error).splitlines()[0])) from None
 
