@@ -14,7 +14,7 @@ export TOKENIZERS_PARALLELISM ?= false
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup test test-all demo lint clean chromium
+.PHONY: setup test test-all test-cluster demo lint clean chromium
 
 setup: $(STAMP)
 
@@ -42,6 +42,10 @@ test: $(STAMP) chromium
 
 test-all: $(STAMP) chromium
 	$(BIN)/python -m pytest -q -m ""
+
+# Multi-node clusters in network namespaces (needs root: ip netns, unshare, nsenter).
+test-cluster: $(STAMP)
+	$(BIN)/python -m pytest -q -m cluster
 
 demo: $(STAMP)
 	$(BIN)/gloss run demo
