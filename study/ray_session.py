@@ -55,8 +55,24 @@ def connect(address: str | None, *, dashboard: bool = False, num_cpus: int | Non
             logging_level="warning",
             runtime_env={"env_vars": forwarded} if forwarded else None,
         )
-    except (ConnectionError, RuntimeError) as error:
-        raise GlossError(unreachable(address, str(error).splitlines()[0])) from None
+    except (ConnectionError, RuntimeError, ray.exceptions.AuthenticationError) as error:
+        if not token_refused(error):
+            raise GlossError(unreachable(address, str(error).splitlines()[0])) from None
+        raise GlossError(
+            f"the Ray cluster at {address} refused this client's token; give this machine the "
+            "cluster's token (copy the head's ~/.ray/auth_token here, or set RAY_AUTH_TOKEN) and "
+            "set RAY_AUTH_MODE=token."
+        ) from None
+
+
+def token_refused(error: BaseException | None) -> bool:
+    """Whether Ray's connection error, or an error it wraps, is the cluster refusing the token
+    (Ray 2.60 reports a missing token as a failed connection whose cause names it)."""
+    while error is not None:
+        if "InvalidAuthToken" in str(error) or type(error).__name__ == "AuthenticationError":
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def check_reachable(address: str, timeout_s: float = 5.0) -> None:

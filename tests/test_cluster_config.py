@@ -25,6 +25,11 @@ def test_cloud_cluster_is_valid_and_safe():
     workers = [t for name, t in config["available_node_types"].items() if name != config["head_node_type"]]
     assert workers and all(t["max_workers"] > t["min_workers"] for t in workers), "workers autoscale"
     assert "security_group" not in config["provider"], "no extra inbound ports"
+    for worker in workers:
+        node = worker["node_config"]
+        assert node["IamInstanceProfile"], "workers reach the bucket with a profile of their own"
+        assert node["ImageId"].startswith("ami-"), "a pinned GPU image with a current driver"
+    assert any("torch.cuda.is_available()" in c for c in config["worker_setup_commands"])
 
 
 def test_on_premises_cluster_is_valid():
@@ -33,10 +38,12 @@ def test_on_premises_cluster_is_valid():
     assert "--num-cpus=0 --num-gpus=0" in " ".join(config["head_start_ray_commands"]), "head takes no trials"
 
 
-def test_both_pin_the_project_ray_version_and_hide_the_dashboard():
+def test_both_pin_the_project_ray_version_hide_the_dashboard_and_use_tokens():
     for name in ("cluster.yaml", "cluster-local.yaml"):
         config = load(name)
         assert config["docker"]["image"].startswith(f"rayproject/ray:{ray.__version__}-")
         commands = start_commands(config)
         assert "--dashboard-host=127.0.0.1" in commands and "0.0.0.0" not in commands
         assert any("pip install" in c and "gloss-study" in c for c in config["setup_commands"])
+        assert "/home/ray/.ray/auth_token" in config["file_mounts"], "every node holds Ray's token"
+        assert commands.count("RAY_AUTH_MODE=token") == 2, "head and workers start with token auth"

@@ -87,6 +87,19 @@ def test_a_folder_on_the_head_is_refused_before_any_trial(cluster):
     assert not cluster.head_path("/tmp/results/no-shared-disk/grid").exists(), "a trial started"
 
 
+@pytest.mark.parametrize("token", [None, "not-the-token"])
+def test_a_driver_without_the_token_is_refused(cluster, token):
+    env = {key: value for key, value in cluster.node_env().items() if not key.startswith("RAY_AUTH")}
+    if token:
+        env |= {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
+    log = cluster.scratch / f"token-{token}.log"
+    storage = cluster.s3.uri("refused")
+    args = ["run", str(cluster.scratch / "spec.yaml"), "--address", cluster.address, "--storage", storage]
+    assert cluster.driver(args, log, env=env).wait(timeout=300) == 2, log.read_text()[-3000:]
+    errors = [line for line in log.read_text().splitlines() if line.startswith("gloss: error:")]
+    assert len(errors) == 1 and "refused this client's token" in errors[0], log.read_text()[-3000:]
+
+
 def test_study_on_a_bucket_survives_a_worker_killed_without_warning(cluster, data_dir):
     log = cluster.scratch / "study.log"
     storage = cluster.s3.uri("studies")

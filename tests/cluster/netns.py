@@ -176,13 +176,14 @@ class NetnsCluster:
         """A path inside the head's private mount namespace, seen from here."""
         return Path(f"/proc/{self.processes['head'].pid}/root") / path.lstrip("/")
 
-    def driver(self, args: list[str], log: Path) -> subprocess.Popen:
-        """`gloss ARGS` on the head, joined to the cluster with the token."""
+    def driver(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+        """`gloss ARGS` on the head, joined to the cluster with the token (unless `env` says
+        otherwise)."""
         command = self.on_head([sys.executable, "-m", "study.cli", *args])
         repo = Path(__file__).resolve().parents[2]
         with open(log, "w") as handle:
             return subprocess.Popen(
-                command, cwd=repo, stdout=handle, stderr=subprocess.STDOUT, env=self.node_env()
+                command, cwd=repo, stdout=handle, stderr=subprocess.STDOUT, env=env or self.node_env()
             )
 
     def alive_nodes(self) -> int:
