@@ -42,6 +42,9 @@ def add_run(commands) -> None:
     run.add_argument("--storage", help="results folder or URI such as s3://bucket/prefix")
     run.add_argument("--address", help="join a Ray cluster: auto or HOST:PORT (default: local Ray)")
     run.add_argument("--resume", action="store_true", help="continue an interrupted study")
+    run.add_argument(
+        "--take-over", action="store_true", help="run even if another driver holds the study's lease"
+    )
     run.add_argument("--dry-run", action="store_true", help="print trials and resources, run nothing")
     run.add_argument("--max-concurrent", type=int, metavar="N", help="at most N trials at once")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a spec key")
@@ -89,10 +92,10 @@ def run_command(args: argparse.Namespace) -> int:
     from study.ray_session import prepare_environment
 
     prepare_environment(args.address)
-    from study.launch import RunOptions, run_study, storage_root, warm_caches
+    from study.launch import storage_root
+    from study.lease import study_lease
     from study.plan import check_inputs, phases, with_data_dir
-    from study.ray_session import connect
-    from study.storage_check import check_nodes_share, check_writable
+    from study.storage_check import check_writable
 
     if args.max_concurrent is not None and args.max_concurrent < 1:
         raise GlossError(f"--max-concurrent {args.max_concurrent}: give a number of trials >= 1.")
@@ -106,6 +109,16 @@ def run_command(args: argparse.Namespace) -> int:
         print_plan(spec, plan, root)
         return 0
     check_writable(root)
+    with study_lease(root, args.take_over):
+        return run_and_report(args, spec, storage, root)
+
+
+def run_and_report(args: argparse.Namespace, spec, storage: str, root: str) -> int:
+    """Connect to Ray, check the cluster, run every phase, then summarise and report."""
+    from study.launch import RunOptions, run_study, warm_caches
+    from study.ray_session import connect
+    from study.storage_check import check_nodes_share
+
     connect(args.address, dashboard=args.dashboard)
     if args.address is None:
         warm_caches(spec)
