@@ -103,7 +103,7 @@ def run_command(args: argparse.Namespace) -> int:
     spec = with_data_dir(load_spec(args.spec, args.set), data_dir)
     storage = args.storage or spec.storage
     plan = phases(spec)
-    check_inputs(spec, model=not args.dry_run)
+    check_inputs(spec, dry_run=args.dry_run)
     root = storage_root(storage, spec.name)
     if args.dry_run:
         print_plan(spec, plan, root)

@@ -171,15 +171,16 @@ def with_data_dir(spec: StudySpec, data_dir: str | None) -> StudySpec:
     return dataclasses.replace(spec, training={**spec.training, "data_dir": data_dir})
 
 
-def check_inputs(spec: StudySpec, *, model: bool = True) -> None:
-    """Before any trial: the model loads (unless `model` is False, as in a dry run on a machine
-    without the hub), every dataset reads cleanly and splits as configured."""
+def check_inputs(spec: StudySpec, *, dry_run: bool = False) -> None:
+    """Before any trial: the model loads, every dataset reads cleanly and splits as configured.
+    A dry run accepts the paper's aliases (bert-base, ...) where the hub is out of reach, so a
+    laptop can plan a cluster's study; any other name must resolve here."""
     from trainables.data.corpus import load_corpus
     from trainables.data.splits import make_splits
-    from trainables.model.names import check_model
+    from trainables.model.names import ALIASES, check_model
     from trainables.paths import resolve_data_dir
 
-    if model:
+    if not (dry_run and spec.model in ALIASES):
         check_model(spec.model)
     for dataset in spec.datasets:
         config = TrialConfig.from_dict(base_config(spec, dataset, spec.losses[0], spec.seeds[0], "check"))

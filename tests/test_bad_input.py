@@ -55,6 +55,16 @@ def test_unknown_preset_model_and_address(data_dir, tmp_path, capsys):
     assert "did you mean 'smoke'" in refused(["run", "smok", "--dry-run"], capsys)
     storage = ["--storage", str(tmp_path), "--data-dir", str(data_dir)]
     assert "did you mean 'minilm'" in refused(["run", "smoke", "--set", "model=minilmm", *storage], capsys)
+    dry = ["--dry-run", "--data-dir", str(data_dir)]
+    assert "cannot load 'no-such/model'" in refused(
+        ["run", "smoke", "--set", "model=no-such/model", *dry], capsys
+    )
+    assert "unknown dataset 'r9'" in refused(["run", "smoke", "--set", "datasets=[r9]", *dry], capsys)
+    only_r8 = tmp_path / "only-r8"
+    only_r8.mkdir()
+    (only_r8 / "r8").symlink_to(data_dir / "r8")
+    absent = ["run", "smoke", "--set", "datasets=[mr]", "--dry-run", "--data-dir", str(only_r8)]
+    assert "mr" in (message := refused(absent, capsys)) and "gloss data download" in message
     message = refused(["run", "smoke", "--address", "127.0.0.1:1", *storage], capsys)
     assert "cannot reach a Ray cluster at 127.0.0.1:1" in message and "drop --address" in message
 
