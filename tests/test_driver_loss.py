@@ -76,7 +76,20 @@ def test_killed_grid_resumes_without_rerunning_finished_trials(sig, tmp_path, da
     check_final_results(tmp_path / "killed", data_dir)
 
 
-@pytest.mark.slow
 def test_protocol_killed_in_its_final_phase_resumes(tmp_path, data_dir):
     run_killed_then_resumed(PROTOCOL, tmp_path, data_dir, signal.SIGKILL, "final", after=1)
     check_final_results(tmp_path / "killed-protocol", data_dir)
+
+
+SEARCH = {**GRID, "name": "killed-search", "kind": "search", "losses": ["gloss"], "seeds": [0]}
+SEARCH["search"] = {"trials": 3, "max_concurrent": 1}
+
+
+def test_search_killed_after_its_first_trial_resumes_without_repeating_itself(tmp_path, data_dir):
+    run_killed_then_resumed(SEARCH, tmp_path, data_dir, signal.SIGKILL, "search", after=1)
+    final = final_results(load_runs(tmp_path / "killed-search"))
+    assert len(final) == 3, "the search stopped at its budget"
+    assert (final["outcome"] == "completed").all()
+    searched = [c for c in final.columns if c.startswith("config/loss_params/") or c == "config/lr"]
+    drawn = {tuple(row) for row in final[searched].astype(str).itertuples(index=False)}
+    assert len(drawn) == 3, "no configuration suggested twice"
