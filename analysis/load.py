@@ -79,7 +79,7 @@ def flatten(mapping: dict, prefix: str) -> dict:
 
 
 def read_text(fs: pyarrow.fs.FileSystem, path: str) -> str:
-    with fs.open_input_stream(path) as handle:
+    with fs.open_input_stream(path, compression=None) as handle:
         return handle.read().decode()
 
 
@@ -205,7 +205,7 @@ def embedding_files(trial_dirs: list[str]) -> dict[str, str]:
     """Per trial folder, the location of its newest checkpoint's test_embeddings.npz, if any."""
     wanted, saved = set(trial_dirs), {}
     for phase in sorted({parent(trial) for trial in wanted}):
-        for relative, _ in sorted(files_under(phase)):
+        for relative in sorted(relative for relative, _ in files_under(phase)):
             match = EMBEDDINGS.fullmatch(relative)
             if match and below(phase, match["trial"]) in wanted:
                 saved[below(phase, match["trial"])] = below(phase, relative)
