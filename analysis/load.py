@@ -1,27 +1,69 @@
-"""Load study folders (Ray Tune experiments) into one tidy DataFrame without starting Ray: one row
-per trial x epoch, a column for every metric and (as config/...) every config field.
+"""Load studies (Ray Tune experiments) into one tidy DataFrame without starting Ray: one row per
+trial x epoch, a column for every metric and (as config/...) every config field.
 
-Each study folder keeps a columnar cache (.gloss-analysis/runs.parquet) beside a manifest of the
-record files it was built from; a later load re-reads only trials whose files changed."""
+A study is a local folder or a URI (s3://bucket/prefix/study, or any scheme analysis.storage
+resolves). Only the record files are read (result.json, error.txt, and params.json where a trial
+never reported), never checkpoints; from object storage in parallel threads, as each read waits
+on the network. A columnar cache (analysis.cache) remembers each trial's file sizes and
+modification times, so a later load re-reads only trials whose files changed."""
 
 import concurrent.futures
+import functools
+import io
 import json
 import os
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.fs
 
-from analysis.files import replaced, write_text
+from analysis.cache import CACHE_DIR, cache_folder, read_cache, write_cache
+from analysis.storage import files_under, filesystem, is_uri, list_files
 
 RESULT_FILE, ERROR_FILE, PARAMS_FILE = "result.json", "error.txt", "params.json"
+RECORD_FILES = (RESULT_FILE, ERROR_FILE, PARAMS_FILE)
 IDENTITY = ("dataset", "loss", "seed", "model", "fidelity", "study", "phase")
-CACHE_DIR = ".gloss-analysis"
+READ_THREADS = 32
+EMBEDDINGS = re.compile(r"(?P<trial>[^/]+)/checkpoint_[^/]+/test_embeddings\.npz")
 
 
-def trial_folders(path: Path) -> list[Path]:
-    """Every trial folder under `path` (a study, a phase, or a single trial folder)."""
-    return sorted(p.parent for p in Path(path).rglob(RESULT_FILE) if CACHE_DIR not in p.parts)
+@dataclass(frozen=True)
+class Trial:
+    """One trial folder: its location as the frame's trial_dir shows it (a path or URI), its path
+    on the study's filesystem, and its record files with their (size, mtime_ns)."""
+
+    location: str
+    path: str
+    files: dict[str, tuple[int, int]]
+
+    def signature(self) -> list[int]:
+        """What changes when the trial's records change: size and mtime of result and error."""
+        return [value for name in (RESULT_FILE, ERROR_FILE) for value in self.files.get(name, (-1, -1))]
+
+
+def below(location: str, relative: str) -> str:
+    """`location/relative`, keeping a local location as the user wrote it (relative or not)."""
+    if not relative:
+        return location
+    return f"{location.rstrip('/')}/{relative}" if is_uri(location) else str(Path(location) / relative)
+
+
+def trial_folders(location: str, fs: pyarrow.fs.FileSystem, path: str) -> list[Trial]:
+    """Every trial folder under `location` (a study, a phase, or a single trial folder; `path` on
+    `fs`), from one listing of its files."""
+    found: dict[str, dict[str, tuple[int, int]]] = {}
+    for relative, info in list_files(fs, path):
+        folder, _, name = relative.rpartition("/")
+        if name in RECORD_FILES and CACHE_DIR not in folder.split("/"):
+            found.setdefault(folder, {})[name] = (info.size, info.mtime_ns)
+    return [
+        Trial(below(location, folder), f"{path.rstrip('/')}/{folder}".rstrip("/"), files)
+        for folder, files in sorted(found.items())
+        if RESULT_FILE in files
+    ]
 
 
 def flatten(mapping: dict, prefix: str) -> dict:
@@ -36,33 +78,40 @@ def flatten(mapping: dict, prefix: str) -> dict:
     return flat
 
 
-def read_trial(folder: Path) -> tuple[list[dict], dict]:
+def read_text(fs: pyarrow.fs.FileSystem, path: str) -> str:
+    with fs.open_input_stream(path, compression=None) as handle:
+        return handle.read().decode()
+
+
+def read_trial(fs: pyarrow.fs.FileSystem, trial: Trial) -> tuple[list[dict], dict]:
     """The trial's records (their config removed) and one row of facts about the trial: its
     flattened config, folder and last error line. A trial that failed before its first report
     still gives one record, marked failed."""
-    with open(folder / RESULT_FILE) as handle:
-        records = [json.loads(line) for line in handle if line.strip()]
+    lines = read_text(fs, f"{trial.path}/{RESULT_FILE}").splitlines()
+    records = [json.loads(line) for line in lines if line.strip()]
     config = records[-1].get("config") if records else None
-    if config is None and (folder / PARAMS_FILE).exists():
-        config = json.loads((folder / PARAMS_FILE).read_text())
+    if config is None and PARAMS_FILE in trial.files:
+        config = json.loads(read_text(fs, f"{trial.path}/{PARAMS_FILE}"))
     for record in records:
         record.pop("config", None)
-    error_file = folder / ERROR_FILE
-    error = error_file.read_text().strip().splitlines()[-1:] if error_file.exists() else []
+    error = (
+        read_text(fs, f"{trial.path}/{ERROR_FILE}").strip().splitlines()[-1:]
+        if ERROR_FILE in trial.files
+        else []
+    )
     facts = {
         **flatten(config or {}, "config"),
-        "trial_dir": str(folder),
-        "experiment": folder.parent.name,
+        "trial_dir": trial.location,
+        "experiment": Path(trial.location).parent.name,
         "error": error[0] if error else "",
     }
     return records or [{"status": "failed"}], facts
 
 
-def read_trials(folders: list[Path]) -> pd.DataFrame:
-    """Records of many trials, each joined with its trial's facts (built once per trial)."""
+def frame_of(trials: list[tuple[list[dict], dict]]) -> pd.DataFrame:
+    """Records of many trials (read_trial's answers), each joined with its trial's facts."""
     records, owner, facts = [], [], []
-    for index, folder in enumerate(folders):
-        trial_records, trial_facts = read_trial(folder)
+    for index, (trial_records, trial_facts) in enumerate(trials):
         records += trial_records
         owner += [index] * len(trial_records)
         facts.append(trial_facts)
@@ -75,21 +124,23 @@ def read_trials(folders: list[Path]) -> pd.DataFrame:
     return frame
 
 
-def read_in_parallel(folders: list[Path], per_process: int = 1000) -> pd.DataFrame:
-    """read_trials, split across processes when there are many trials (a first load)."""
-    workers = min(os.cpu_count() or 1, len(folders) // per_process)
+def read_trials(fs: pyarrow.fs.FileSystem, trials: list[Trial]) -> pd.DataFrame:
+    """Records of many trials, read one after another."""
+    return frame_of([read_trial(fs, trial) for trial in trials])
+
+
+def read_in_parallel(fs: pyarrow.fs.FileSystem, trials: list[Trial], per_process: int = 1000) -> pd.DataFrame:
+    """read_trials, in threads from remote storage (each read waits on the network), split
+    across processes for many local trials (a first load, bound by JSON parsing)."""
+    if not isinstance(fs, pyarrow.fs.LocalFileSystem) and len(trials) > 1:
+        with concurrent.futures.ThreadPoolExecutor(min(READ_THREADS, len(trials))) as pool:
+            return frame_of(list(pool.map(functools.partial(read_trial, fs), trials)))
+    workers = min(os.cpu_count() or 1, len(trials) // per_process)
     if workers < 2:
-        return read_trials(folders)
-    chunks = [folders[i::workers] for i in range(workers)]
+        return read_trials(fs, trials)
+    chunks = [trials[i::workers] for i in range(workers)]
     with concurrent.futures.ProcessPoolExecutor(workers) as pool:
-        return pd.concat(list(pool.map(read_trials, chunks)), ignore_index=True)
-
-
-def signature(folder: Path) -> list[int]:
-    """What changes when a trial's records change: sizes and modification times of its files."""
-    paths = [folder / RESULT_FILE, folder / ERROR_FILE]
-    stats = [os.stat(path) if path.exists() else None for path in paths]
-    return [value for s in stats for value in ((s.st_size, s.st_mtime_ns) if s else (-1, -1))]
+        return pd.concat(list(pool.map(read_trials, [fs] * workers, chunks)), ignore_index=True)
 
 
 def tidy_types(frame: pd.DataFrame) -> pd.DataFrame:
@@ -105,60 +156,62 @@ def tidy_types(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def load_study(path: Path) -> pd.DataFrame:
-    """One study folder's records, through its cache."""
-    folders = trial_folders(path)
-    manifest = {str(folder): signature(folder) for folder in folders}
-    cache, cached_manifest = _read_cache(path)
-    stale = [f for f in folders if cached_manifest.get(str(f)) != manifest[str(f)]]
+def load_study(location: str) -> pd.DataFrame:
+    """One study's records (a folder or a URI), through its cache."""
+    fs, path = filesystem(location)
+    trials = trial_folders(location, fs, path)
+    manifest = {trial.location: trial.signature() for trial in trials}
+    folder = cache_folder(location)
+    cache, cached_manifest = read_cache(folder)
+    stale = [trial for trial in trials if cached_manifest.get(trial.location) != manifest[trial.location]]
     if cache is not None and not stale and len(cached_manifest) == len(manifest):
         return cache
     kept = None
     if cache is not None:
         current = cache["trial_dir"].isin(set(manifest))
-        kept = cache[current & ~cache["trial_dir"].isin({str(f) for f in stale})]
-    fresh = read_in_parallel(stale)
+        kept = cache[current & ~cache["trial_dir"].isin({trial.location for trial in stale})]
+    fresh = read_in_parallel(fs, stale)
     frame = tidy_types(pd.concat([f for f in (kept, fresh) if f is not None and len(f)], ignore_index=True))
-    _write_cache(path, frame, manifest)
+    write_cache(folder, frame, manifest)
     return frame
 
 
 def load_runs(*paths: str | Path) -> pd.DataFrame:
-    """A tidy frame of every trial x epoch under `paths` (study folders written by gloss)."""
-    frames = [load_study(Path(p).expanduser()) for p in paths]
+    """A tidy frame of every trial x epoch under `paths`: study folders or URIs written by gloss
+    (`gloss run --storage s3://bucket/prefix` writes s3://bucket/prefix/<study>)."""
+    frames = [load_study(str(p) if is_uri(str(p)) else str(Path(p).expanduser())) for p in paths]
     frames = [f for f in frames if len(f)]
     if not frames:
         raise FileNotFoundError(f"no trial records (result.json) under {', '.join(map(str, paths))}")
     return tidy_types(pd.concat(frames, ignore_index=True)) if len(frames) > 1 else frames[0]
 
 
-def _read_cache(path: Path) -> tuple[pd.DataFrame | None, dict]:
-    folder = path / CACHE_DIR
-    try:
-        manifest = json.loads((folder / "manifest.json").read_text())
-        return pd.read_parquet(folder / "runs.parquet"), manifest
-    except (OSError, ValueError):
-        return None, {}
-
-
-def _write_cache(path: Path, frame: pd.DataFrame, manifest: dict) -> None:
-    """Write table then manifest, each atomically: a manifest never describes a missing table."""
-    folder = path / CACHE_DIR
-    try:
-        with replaced(folder / "runs.parquet") as tmp:
-            frame.to_parquet(tmp, index=False)
-        write_text(folder / "manifest.json", json.dumps(manifest))
-    except OSError:
-        return  # a read-only study folder is analysed without a cache
-
-
 def saved_test_embeddings(final: pd.DataFrame) -> dict[str, tuple]:
     """Per loss, the saved test embeddings (and labels) of one trial, when trials saved them
-    (`save_embeddings: true`): the first dataset and seed with a file."""
+    (`save_embeddings: true`): the first dataset and seed with a file. Each phase folder is
+    listed once; only the chosen trials' files are read."""
+    rows = final.sort_values(["dataset", "seed"])
+    saved = embedding_files(rows["trial_dir"].unique())
     found = {}
-    for row in final.sort_values(["dataset", "seed"]).itertuples():
-        files = sorted(Path(row.trial_dir).glob("checkpoint_*/test_embeddings.npz"))
-        if files and row.loss not in found:
-            with np.load(files[-1]) as data:
+    for row in rows.itertuples():
+        if row.loss not in found and row.trial_dir in saved:
+            fs, path = filesystem(saved[row.trial_dir])
+            with fs.open_input_file(path) as handle, np.load(io.BytesIO(handle.read())) as data:
                 found[row.loss] = (data["embeddings"], data["labels"])
     return found
+
+
+def embedding_files(trial_dirs: list[str]) -> dict[str, str]:
+    """Per trial folder, the location of its newest checkpoint's test_embeddings.npz, if any."""
+    wanted, saved = set(trial_dirs), {}
+    for phase in sorted({parent(trial) for trial in wanted}):
+        for relative in sorted(relative for relative, _ in files_under(phase)):
+            match = EMBEDDINGS.fullmatch(relative)
+            if match and below(phase, match["trial"]) in wanted:
+                saved[below(phase, match["trial"])] = below(phase, relative)
+    return saved
+
+
+def parent(location: str) -> str:
+    """The folder holding `location` (the inverse of `below`)."""
+    return location.rstrip("/").rsplit("/", 1)[0] if is_uri(location) else str(Path(location).parent)

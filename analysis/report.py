@@ -1,8 +1,9 @@
-"""Everything about a study in one folder: figures (PNG, SVG), tables (markdown, LaTeX) and a
-self-contained HTML report (figures embedded, nothing loaded from the network)."""
+"""Everything about a study in one folder or under one URI: figures (PNG, SVG), tables (markdown,
+LaTeX) and a self-contained HTML report (figures embedded, nothing loaded from the network)."""
 
 import base64
 import html
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from analysis.plots import (
 )
 from analysis.select import comparison_trials, final_results, finished
 from analysis.stats import compare, seed_summary
+from analysis.storage import is_uri, join, upload_folder
 from analysis.summary import outcome_note
 from analysis.tables import results_table
 
@@ -91,8 +93,15 @@ def build_report(
     metric: str = "selected_test_macro_f1",
     baseline: str = "ce",
     alpha: float = 0.05,
-) -> Path:
-    """Analyse the studies under `paths` into `out`; returns the HTML report's path."""
+) -> Path | str:
+    """Analyse the studies under `paths` into `out`; returns the HTML report's path. An `out` URI
+    (s3://bucket/prefix/report) gets the files built in a local temporary folder, uploaded one
+    by one; the HTML embeds its figures, so it stands alone there too."""
+    if is_uri(str(out)):
+        with tempfile.TemporaryDirectory(prefix="gloss-report-") as folder:
+            build_report(*paths, out=folder, metric=metric, baseline=baseline, alpha=alpha)
+            upload_folder(Path(folder), str(out))
+        return join(str(out), "report.html")
     runs = load_runs(*paths)
     final = final_results(runs)
     report = Report(Path(out))

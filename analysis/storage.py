@@ -75,3 +75,30 @@ def write_bytes(location: str, data: bytes) -> None:
 def exists(location: str) -> bool:
     fs, path = filesystem(location)
     return fs.get_file_info(path).type != pyarrow.fs.FileType.NotFound
+
+
+def is_folder(location: str) -> bool:
+    """A local folder, or a URI with objects under it (object stores have no empty folders)."""
+    fs, path = filesystem(location)
+    return fs.get_file_info(path).type == pyarrow.fs.FileType.Directory
+
+
+def files_under(location: str) -> list[tuple[str, pyarrow.fs.FileInfo]]:
+    """Every file below `location` (none when it does not exist), as its path relative to
+    `location` with its size and modification time: one listing, no file is opened."""
+    return list_files(*filesystem(location))
+
+
+def list_files(fs: pyarrow.fs.FileSystem, path: str) -> list[tuple[str, pyarrow.fs.FileInfo]]:
+    """files_under for a path on a filesystem already resolved."""
+    infos = fs.get_file_info(pyarrow.fs.FileSelector(path, recursive=True, allow_not_found=True))
+    base = path.rstrip("/") + "/"
+    return [(info.path.removeprefix(base), info) for info in infos if info.is_file]
+
+
+def upload_folder(folder: Path, location: str) -> None:
+    """Copy every file under the local `folder` to `location`, keeping relative paths."""
+    fs, path = filesystem(location)
+    pyarrow.fs.copy_files(
+        str(folder), path, source_filesystem=pyarrow.fs.LocalFileSystem(), destination_filesystem=fs
+    )

@@ -125,9 +125,6 @@ def run_and_report(args: argparse.Namespace, spec, storage: str, root: str) -> i
     else:
         check_nodes_share(root)
     paths = run_study(spec, RunOptions(storage, args.resume, args.max_concurrent))
-    if "://" in root:
-        print(f"results are in {root}; copy them here and run `gloss analyze` on the copy.")
-        return 0
     print_summary(paths)
     if not args.no_report:
         write_report(paths, f"{root}/report")
@@ -154,23 +151,43 @@ def print_summary(paths: list[str]) -> None:
 
 
 def write_report(paths: list[str], out: str, baseline: str = "ce") -> None:
-    """The HTML report and its figures and tables; a local path is printed for the user."""
+    """The HTML report and its figures and tables, in a folder or under a URI; where it is is
+    printed for the user."""
     from analysis.report import build_report
 
     print(f"report: {build_report(*paths, out=out, baseline=baseline)}")
 
 
 def analyze_command(args: argparse.Namespace) -> int:
-    missing = [s for s in args.studies if not Path(s).expanduser().is_dir()]
-    if missing:
-        raise GlossError(
-            f"{missing[0]}: no such study folder; give the folder `gloss run` wrote (<storage>/<name>)."
-        )
-    paths = [str(Path(s).expanduser()) for s in args.studies]
+    from analysis.storage import is_uri, join
+
+    for study in args.studies:
+        check_study(study)
+    paths = [s if is_uri(s) else str(Path(s).expanduser()) for s in args.studies]
     print_summary(paths)
     if not args.summary:
-        write_report(paths, args.out or f"{paths[0]}/report", args.baseline)
+        write_report(paths, args.out or join(paths[0], "report"), args.baseline)
     return 0
+
+
+def check_study(study: str) -> None:
+    """A study folder or URI that exists (and, for a URI, a store that answers)."""
+    import pyarrow
+
+    from analysis.storage import is_folder, is_uri
+
+    try:
+        found = is_folder(study)
+    except (OSError, ValueError, ImportError, pyarrow.ArrowException) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise GlossError(
+            f"{study}: cannot read it ({reason}); check the URI, AWS_ENDPOINT_URL and credentials."
+        ) from None
+    if not found:
+        where = "URI" if is_uri(study) else "folder"
+        raise GlossError(
+            f"{study}: no such study {where}; give the one `gloss run` wrote (<storage>/<name>)."
+        )
 
 
 def show_presets(args: argparse.Namespace) -> int:

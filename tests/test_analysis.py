@@ -75,13 +75,15 @@ def test_second_load_reads_the_cache_and_a_changed_trial_alone(study, monkeypatc
     first = load_runs(study)
     reads = []
     original = load_module.read_trial
-    monkeypatch.setattr(load_module, "read_trial", lambda folder: reads.append(folder) or original(folder))
+    monkeypatch.setattr(
+        load_module, "read_trial", lambda fs, trial: reads.append(trial.location) or original(fs, trial)
+    )
     pd.testing.assert_frame_equal(load_runs(study), first)
     assert reads == []
     changed = sorted((study / "grid").iterdir())[0]
     (changed / "error.txt").write_text("Traceback ...\nRuntimeError: out of memory\n")
     again = load_runs(study)
-    assert reads == [changed]
+    assert reads == [str(changed)]
     assert set(again.loc[again["trial_dir"] == str(changed), "error"]) == {"RuntimeError: out of memory"}
     assert final_results(again).set_index("trial_dir").loc[str(changed), "outcome"] == "failed"
 
