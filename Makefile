@@ -43,9 +43,10 @@ test: $(STAMP) chromium
 test-all: $(STAMP) chromium
 	$(BIN)/python -m pytest -q -m ""
 
-# Multi-node clusters in network namespaces (needs root: ip netns, unshare, nsenter).
+# Multi-node clusters in network namespaces (needs root: ip netns, unshare, nsenter) and chaos at
+# scale: minutes each, run by CI after `make test`.
 test-cluster: $(STAMP)
-	$(BIN)/python -m pytest -q -m cluster
+	$(BIN)/python -m pytest -q -m "cluster or chaos"
 
 demo: $(STAMP)
 	$(BIN)/gloss run demo

@@ -85,8 +85,9 @@ def read_text(fs: pyarrow.fs.FileSystem, path: str) -> str:
 
 def read_trial(fs: pyarrow.fs.FileSystem, trial: Trial) -> tuple[list[dict], dict]:
     """The trial's records (their config removed) and one row of facts about the trial: its
-    flattened config, folder and last error line. A trial that failed before its first report
-    still gives one record, marked failed."""
+    flattened config, folder, last error line and restarts (Ray appends a "Failure # N" entry to
+    error.txt at each failure it restarts from, or gives up on). A trial that failed before its
+    first report still gives one record, marked failed."""
     lines = read_text(fs, f"{trial.path}/{RESULT_FILE}").splitlines()
     records = [json.loads(line) for line in lines if line.strip()]
     config = records[-1].get("config") if records else None
@@ -94,16 +95,13 @@ def read_trial(fs: pyarrow.fs.FileSystem, trial: Trial) -> tuple[list[dict], dic
         config = json.loads(read_text(fs, f"{trial.path}/{PARAMS_FILE}"))
     for record in records:
         record.pop("config", None)
-    error = (
-        read_text(fs, f"{trial.path}/{ERROR_FILE}").strip().splitlines()[-1:]
-        if ERROR_FILE in trial.files
-        else []
-    )
+    errors = read_text(fs, f"{trial.path}/{ERROR_FILE}").strip() if ERROR_FILE in trial.files else ""
     facts = {
         **flatten(config or {}, "config"),
         "trial_dir": trial.location,
         "experiment": Path(trial.location).parent.name,
-        "error": error[0] if error else "",
+        "error": errors.splitlines()[-1] if errors else "",
+        "failures": sum(line.startswith("Failure # ") for line in errors.splitlines()),
     }
     return records or [{"status": "failed"}], facts
 

@@ -117,11 +117,13 @@ def build_report(
 
 
 def overview(report: Report, final: pd.DataFrame) -> None:
+    """Trials per phase and outcome, the restarts they survived, and notes on unusual ones."""
     counts = final.groupby(["phase", "outcome"]).size().unstack(fill_value=0)
+    counts["restarts"] = final.groupby("phase")["restarts"].sum()
     report.heading("Trials")
     report.table("outcomes", counts)
-    if note := outcome_note(final):
-        report.text(html.escape(note), "note")
+    for line in outcome_note(final).splitlines():
+        report.text(html.escape(line), "note")
 
 
 def results_section(report: Report, final: pd.DataFrame, metric: str, baseline: str, alpha: float) -> None:

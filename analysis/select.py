@@ -3,15 +3,26 @@
 import pandas as pd
 
 FINISHED = ("completed", "early_stopped")
-FROM_LAST = ("selected_test_accuracy", "selected_test_macro_f1", "best_epoch", "best_score", "error")
+FROM_LAST = (
+    "selected_test_accuracy",
+    "selected_test_macro_f1",
+    "best_epoch",
+    "best_score",
+    "error",
+    "failures",
+)
+#: What names one trial of a fixed comparison; a second folder with the same names is a duplicate.
+IDENTITY = ("dataset", "loss", "seed", "phase", "factor", "level")
 
 
 def outcomes(last: pd.DataFrame) -> pd.Series:
-    """Per trial (its last record): completed, early_stopped, diverged, failed, or stopped (ended
-    early by the scheduler)."""
-    failed = last["error"].fillna("").astype(str) != ""
-    status = last["status"].where(last["status"].isin([*FINISHED, "diverged", "failed"]), "stopped")
-    return status.where(~failed, "failed")
+    """Per trial, its last state: completed, early_stopped or diverged as its last record says
+    (also after restarts from faults it survived), failed when it ended on an error, else stopped
+    (ended early by the scheduler)."""
+    ended = last["status"].isin([*FINISHED, "diverged"])
+    failed = (last["error"].fillna("").astype(str) != "") | (last["status"] == "failed")
+    status = last["status"].where(ended, "stopped")
+    return status.where(ended | ~failed, "failed")
 
 
 def final_results(runs: pd.DataFrame) -> pd.DataFrame:
@@ -29,7 +40,28 @@ def final_results(runs: pd.DataFrame) -> pd.DataFrame:
             final[column] = last[column]
     final["outcome"] = outcomes(last)
     final["epochs_run"] = last.get("epoch")
-    return final.reset_index()
+    final["restarts"] = last["failures"].fillna(0).astype(int) if "failures" in last else 0
+    final["restarts"] = (
+        final["restarts"].where(final["outcome"] != "failed", final["restarts"] - 1).clip(lower=0)
+    )
+    return drop_duplicates(final.reset_index())
+
+
+def drop_duplicates(final: pd.DataFrame) -> pd.DataFrame:
+    """One trial per identity in the fixed phases (grid, final, ablation): a second folder for the
+    same dataset, loss, seed and phase (two drivers of one study) is dropped, keeping a finished
+    one; `duplicates` on the kept rows counts what was dropped. Search trials are all kept."""
+    fixed = final["phase"] != "search" if "phase" in final else pd.Series(True, index=final.index)
+    names = [name for name in IDENTITY if name in final]
+    ranked = final.assign(_rank=(~final["outcome"].isin(FINISHED)).astype(int)).sort_values(
+        "_rank", kind="stable"
+    )
+    keys = pd.util.hash_pandas_object(ranked[names].astype(object), index=False)
+    repeated = keys.duplicated() & fixed.loc[ranked.index]
+    counts = keys[repeated].value_counts()
+    kept = ranked[~repeated].drop(columns="_rank")
+    kept["duplicates"] = keys[~repeated].map(counts).fillna(0).astype(int)
+    return kept.sort_index().reset_index(drop=True)
 
 
 COMPARISON_PHASES = ("grid", "final")

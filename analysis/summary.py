@@ -8,17 +8,32 @@ METRIC = "selected_test_macro_f1"
 
 
 def outcome_note(final: pd.DataFrame) -> str:
-    """One line on trials that did not finish normally, with the first error, or ''."""
+    """Lines on trials that did not finish normally (with the first error), on trials that
+    finished after restarts, and on duplicate trial folders ignored; '' when there is nothing."""
+    lines = []
     counts = final["outcome"].value_counts()
     unusual = {k: int(v) for k, v in counts.items() if k not in ("completed", "early_stopped")}
-    if not unusual:
-        return ""
-    note = ", ".join(f"{count} {outcome}" for outcome, count in unusual.items())
-    failed = final[final["outcome"] == "failed"]
-    if len(failed):
-        first = failed.iloc[0]
-        note += f"; first error: {first['error'] or 'no record'} ({first['trial_dir']})"
-    return f"trials not finished normally: {note}"
+    if unusual:
+        note = ", ".join(f"{count} {outcome}" for outcome, count in unusual.items())
+        failed = final[final["outcome"] == "failed"]
+        if len(failed):
+            first = failed.iloc[0]
+            note += f"; first error: {first['error'] or 'no record'} ({first['trial_dir']})"
+        lines.append(f"trials not finished normally: {note}")
+    recovered = final[(final["restarts"] > 0) & (final["outcome"] != "failed")] if "restarts" in final else []
+    if len(recovered):
+        lines.append(
+            f"{len(recovered)} trials finished after faults, restarted from their checkpoints "
+            f"({int(recovered['restarts'].sum())} restarts in all)"
+        )
+    if "duplicates" in final and (duplicates := int(final["duplicates"].sum())):
+        lines.append(f"{duplicates} duplicate trial folders ignored (same dataset, loss, seed and phase)")
+    return "\n".join(lines)
+
+
+def failed_trials(final: pd.DataFrame) -> int:
+    """How many trials ended on an error (the study's exit status reports them)."""
+    return int((final["outcome"] == "failed").sum())
 
 
 def headline_trials(final: pd.DataFrame) -> pd.DataFrame:

@@ -125,10 +125,12 @@ def run_and_report(args: argparse.Namespace, spec, storage: str, root: str) -> i
     else:
         check_nodes_share(root)
     paths = run_study(spec, RunOptions(storage, args.resume, args.max_concurrent))
-    print_summary(paths)
+    failed = print_summary(paths)
     if not args.no_report:
         write_report(paths, f"{root}/report")
-    return 0
+    if failed:
+        print(f"gloss: {failed} trials failed (see above); the others' results are kept.", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def print_plan(spec, plan, root: str) -> None:
@@ -140,14 +142,17 @@ def print_plan(spec, plan, root: str) -> None:
             print(f"  {line}")
 
 
-def print_summary(paths: list[str]) -> None:
+def print_summary(paths: list[str]) -> int:
+    """Print the headline table and notes on unusual trials; returns how many trials failed."""
     from analysis import final_results, load_runs, outcome_note, summary_table
+    from analysis.summary import failed_trials
 
     final = final_results(load_runs(*paths))
     table = summary_table(final)
     print(table.to_string() if len(table) else "no trial finished")
     if note := outcome_note(final):
         print(note)
+    return failed_trials(final)
 
 
 def write_report(paths: list[str], out: str, baseline: str = "ce") -> None:

@@ -38,6 +38,7 @@ def connect(address: str | None, *, dashboard: bool = False, num_cpus: int | Non
         return
     if address is None:
         ray.init(
+            address="local",  # a new Ray of our own, never another cluster running here
             num_cpus=num_cpus,
             include_dashboard=dashboard,
             dashboard_host="127.0.0.1",

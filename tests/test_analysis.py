@@ -1,6 +1,7 @@
 """Analysis on a real small study (tests/fixtures/study): loading and its cache, model selection,
 curves, tables, figures and the report, without Ray."""
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -9,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import final_results, load_runs
+from analysis import final_results, load_runs, outcome_note
 from analysis import load as load_module
 from analysis.curves import curves, search_history, trial_convergence
 from analysis.paper import paper_table
@@ -81,11 +82,30 @@ def test_second_load_reads_the_cache_and_a_changed_trial_alone(study, monkeypatc
     pd.testing.assert_frame_equal(load_runs(study), first)
     assert reads == []
     changed = sorted((study / "grid").iterdir())[0]
-    (changed / "error.txt").write_text("Traceback ...\nRuntimeError: out of memory\n")
+    before = final_results(first).set_index("trial_dir").loc[str(changed), "outcome"]
+    (changed / "error.txt").write_text(
+        "Failure # 1 (occurred at x)\nTraceback ...\nRuntimeError: out of memory\n"
+    )
     again = load_runs(study)
     assert reads == [str(changed)]
     assert set(again.loc[again["trial_dir"] == str(changed), "error"]) == {"RuntimeError: out of memory"}
-    assert final_results(again).set_index("trial_dir").loc[str(changed), "outcome"] == "failed"
+    recovered = final_results(again).set_index("trial_dir").loc[str(changed)]
+    assert (recovered["outcome"], recovered["restarts"]) == (before, 1), "its last state counts"
+
+
+def test_a_trial_is_failed_only_when_it_ended_on_an_error(study):
+    final = final_results(load_runs(study))
+    trial = final[final["outcome"] == "completed"].iloc[0]
+    folder = Path(trial["trial_dir"])
+    lines = (folder / "result.json").read_text().splitlines()
+    last = {**json.loads(lines[-1]), "status": "running"}
+    (folder / "result.json").write_text("\n".join([*lines[:-1], json.dumps(last)]) + "\n")
+    (folder / "error.txt").write_text(
+        "Failure # 1 (x)\nE\nFailure # 2 (x)\nE\nFailure # 3 (x)\nRuntimeError: gave up\n"
+    )
+    failed = final_results(load_runs(study)).set_index("trial_dir").loc[str(folder)]
+    assert (failed["outcome"], failed["error"], failed["restarts"]) == ("failed", "RuntimeError: gave up", 2)
+    assert "1 failed; first error: RuntimeError: gave up" in outcome_note(final_results(load_runs(study)))
 
 
 def test_removed_trials_leave_and_a_broken_cache_is_rebuilt(study):
