@@ -140,7 +140,9 @@ def test_a_second_load_comes_from_the_local_cache_and_rereads_a_changed_trial_al
     assert read == [], "only listed"
     trial = sorted(first["trial_dir"].unique())[0]
     key = trial.removeprefix(stored.server.uri() + "/") + "/error.txt"
-    stored.client().put_object(Bucket=stored.server.bucket, Key=key, Body=b"Failure # 1 (x)\nTraceback\nValueError: boom\n")
+    stored.client().put_object(
+        Bucket=stored.server.bucket, Key=key, Body=b"Failure # 1 (x)\nTraceback\nValueError: boom\n"
+    )
     try:
         changed, read = stored.reads(lambda: load_runs(stored.uri))
     finally:
