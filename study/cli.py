@@ -89,6 +89,7 @@ def run_command(args: argparse.Namespace) -> int:
     from study.ray_session import prepare_environment
 
     prepare_environment(args.address)
+    from study.gpu_check import check_gpus
     from study.launch import RunOptions, check_writable, run_study, storage_root, warm_caches
     from study.plan import check_inputs, phases, with_data_dir
     from study.ray_session import connect
@@ -106,6 +107,7 @@ def run_command(args: argparse.Namespace) -> int:
         return 0
     check_writable(root)
     connect(args.address, dashboard=args.dashboard)
+    check_gpus(spec.resources.gpu, args.address)
     if args.address is None:
         warm_caches(spec)
     paths = run_study(spec, RunOptions(storage, args.resume, args.max_concurrent))
