@@ -7,7 +7,9 @@ starts). Ray 2.60 gives a driver no API for the autoscaler's node types: the aut
 from `~/ray_bootstrap_config.yaml`, the file `ray up` writes on the head (with the resources of
 each cloud instance type filled in) and that Tune itself reads to tell an autoscaling cluster
 (`ray.tune.execution.cluster_info`). A driver started on the head (`ray job submit`, or
-`--address auto` there) can read it; elsewhere only the alive nodes count."""
+`--address auto` there) can read it; elsewhere only the alive nodes count. (The cluster config
+Ray can keep in GCS, read by `ray._private.state.state.get_cluster_config()`, is private, and
+nothing in Ray 2.60 writes it for a `ray up` cluster.)"""
 
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,6 +20,7 @@ import yaml
 from trainables.errors import GlossError
 
 BOOTSTRAP_CONFIG = "~/ray_bootstrap_config.yaml"
+CPU_FIX = "set resources.gpu: 0 to train on the CPU."
 Offer = Literal["yes", "no", "unknown"]
 
 
@@ -34,16 +37,13 @@ def check_gpus(gpus: float, address: str | None) -> None:
             cause, fix = problem
             raise GlossError(
                 f"resources.gpu: {gpus:g} GPU per trial, but on this machine {cause}; "
-                f"{fix.replace('that node', 'this machine')}, join a GPU cluster with --address, or {CPU_FIX}"
+                f"{fix}, join a GPU cluster with --address, or {CPU_FIX}"
             )
-    if most_gpus_on_a_node() >= gpus:
+    if (most := most_gpus_on_a_node()) >= gpus:
         return
     config = read_bootstrap_config() if address is not None else None
     if address is None or autoscaler_offer(config, gpus) == "no":
-        raise GlossError(no_gpu_message(gpus, address, config is not None))
-
-
-CPU_FIX = "set resources.gpu: 0 to train on the CPU."
+        raise GlossError(no_gpu_message(gpus, most, address, config is not None))
 
 
 def most_gpus_on_a_node() -> float:
@@ -80,15 +80,16 @@ def autoscaler_offer(config: Mapping[str, Any] | None, gpus: float) -> Offer:
     return offer
 
 
-def no_gpu_message(gpus: float, address: str | None, autoscaler_config: bool) -> str:
+def no_gpu_message(gpus: float, most: float, address: str | None, autoscaler_config: bool) -> str:
     """One line: no node has the GPUs, why the autoscaler cannot add one, and the fixes."""
     need = f"resources.gpu: {gpus:g} GPU per trial, but"
     if address is None:
-        return f"{need} Ray found no GPU on this machine (check `nvidia-smi`); {CPU_FIX}"
+        return f"{need} Ray sees {most:g} GPU on this machine (`nvidia-smi` lists them); {CPU_FIX}"
     if autoscaler_config:
         why = f"its autoscaler ({BOOTSTRAP_CONFIG}) has no node type with {gpus:g} GPU"
         fix = "add a GPU worker type to the cluster config (`ray up` it again)"
     else:
         why = f"no autoscaler config is readable here ({BOOTSTRAP_CONFIG}, on a `ray up` head)"
         fix = "start a GPU worker, run gloss on the head (`ray job submit`),"
-    return f"{need} no node of the Ray cluster at {address} has {gpus:g} GPU and {why}; {fix} or {CPU_FIX}"
+    nodes = f"the nodes of the Ray cluster at {address} have at most {most:g} GPU"
+    return f"{need} {nodes} and {why}; {fix} or {CPU_FIX}"

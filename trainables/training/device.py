@@ -93,7 +93,7 @@ def cuda_problem() -> tuple[str, str] | None:
     if torch.version.cuda is None and torch.version.hip is None:
         return (
             f"torch {torch.__version__} is built without CUDA (torch.version.cuda is None)",
-            "install a CUDA build of torch on that node",
+            "install a CUDA build of torch there",
         )
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     try:
