@@ -115,11 +115,13 @@ def run_command(args: argparse.Namespace) -> int:
 
 def run_and_report(args: argparse.Namespace, spec, storage: str, root: str) -> int:
     """Connect to Ray, check the cluster, run every phase, then summarise and report."""
+    from study.gpu_check import check_gpus
     from study.launch import RunOptions, run_study, warm_caches
     from study.ray_session import connect
     from study.storage_check import check_nodes_share
 
     connect(args.address, dashboard=args.dashboard)
+    check_gpus(spec.resources.gpu, args.address)
     if args.address is None:
         warm_caches(spec)
     else:

@@ -49,7 +49,7 @@ class TrialConfig:
     projection_dim: int = 512
     dropout: float = 0.1
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
     encoder_passes: Literal[1, 2] = 1
     save_embeddings: bool = False
     data_dir: str | None = None

@@ -18,11 +18,13 @@ def train_trial(config: dict[str, Any]) -> None:
 
     from trainables.checkpoint import load_state, save_state
     from trainables.config import TrialConfig
+    from trainables.training.device import place
     from trainables.training.trainer import Trainer
 
     trial = TrialConfig.from_dict(config)
     torch.set_num_threads(_cpus_of_this_trial())
-    trainer = Trainer(trial)
+    placement = place(trial.device, trial.precision, _gpus_of_this_trial(), _node_name())
+    trainer = Trainer(trial, placement=placement)
     if (checkpoint := tune.get_checkpoint()) is not None:
         with checkpoint.as_directory() as folder:
             trainer.load_state_dict(load_state(folder))
@@ -51,6 +53,20 @@ def _node_id() -> str:
     import ray
 
     return ray.get_runtime_context().get_node_id()
+
+
+def _node_name() -> str:
+    """This node as errors name it: hostname and Ray's IP for it."""
+    import ray
+
+    return f"{socket.gethostname()} ({ray.util.get_node_ip_address()})"
+
+
+def _gpus_of_this_trial() -> float:
+    """The GPUs Tune reserved for this trial (resources.gpu): more than 0 means train on CUDA."""
+    from ray import tune
+
+    return tune.get_context().get_trial_resources().required_resources.get("GPU", 0)
 
 
 def _cpus_of_this_trial() -> int:

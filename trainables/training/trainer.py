@@ -17,6 +17,7 @@ from trainables.losses import LossContext, Needs, Objective, build_aux_loss, los
 from trainables.losses.base import balanced_class_weights
 from trainables.model.classifier import Classifier, FeatureProjection
 from trainables.model.encoder import TextEncoder, load_backbone
+from trainables.training.device import Placement, place
 from trainables.training.metrics import embedding_metrics, head_metrics
 from trainables.training.optim import build_optimizer, build_scheduler
 from trainables.training.prepare import Inputs, PreparedData, prepare_data
@@ -27,13 +28,6 @@ from trainables.training.selection import BestEpoch
 
 class Diverged(Exception):
     """The loss or its gradient stopped being finite."""
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' is CUDA when available, else CPU."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
 
 
 def build_model(config: TrialConfig, data: PreparedData) -> Classifier:
@@ -64,12 +58,20 @@ def class_weights(config: TrialConfig, counts: tuple[int, ...]) -> torch.Tensor 
 
 
 class Trainer:
-    """Train one configuration; iterate `run()` for one record per epoch until it finishes."""
+    """Train one configuration; iterate `run()` for one record per epoch until it finishes.
 
-    def __init__(self, config: TrialConfig, data: PreparedData | None = None) -> None:
+    `placement` (device and precision) defaults to the config's, resolved here; the Ray trainable
+    passes the one it resolved from the trial's GPUs. fp16 scales the loss (GradScaler)."""
+
+    def __init__(
+        self, config: TrialConfig, data: PreparedData | None = None, placement: Placement | None = None
+    ) -> None:
         self.config = config
-        self.device = resolve_device(config.device)
-        self.autocast_dtype = self._autocast_dtype()
+        self.placement = placement or place(config.device, config.precision)
+        self.device = self.placement.device
+        self.autocast_dtype = self.placement.autocast_dtype
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.placement.precision == "fp16")
+        self.skipped_steps = 0
         seed_everything(seed_hash(config.seed, "init"))
         self.data = data or prepare_data(config, self.device)
         self.model = build_model(config, self.data).to(self.device)
@@ -88,12 +90,6 @@ class Trainer:
         self.epoch = 0
         self.train_time = 0.0
         self.status = "running"
-
-    def _autocast_dtype(self) -> torch.dtype | None:
-        precision = self.config.precision
-        if precision == "auto":
-            precision = "bf16" if self.device.type == "cuda" else "fp32"
-        return torch.bfloat16 if precision == "bf16" else None
 
     @property
     def finished(self) -> bool:
@@ -117,6 +113,7 @@ class Trainer:
                 "epoch": self.epoch,
                 "status": self.status,
                 "diverged_reason": str(reason),
+                **self.placement.record(),
                 **self._selection_fields(),
             }
         record.update(self._evaluate())
@@ -127,6 +124,7 @@ class Trainer:
             status=self.status,
             train_time_s=self.train_time,
             peak_memory_mb=self._peak_memory_mb(),
+            **self.placement.record(),
         )
         if self.finished and self.config.standalone:
             self.probe_metrics = self._probe()
@@ -146,6 +144,7 @@ class Trainer:
         self.model.train()
         sums: dict[str, float] = defaultdict(float)
         steps = samples = 0
+        self.skipped_steps = 0
         start = time.perf_counter()
         for step, indices in enumerate(self.batches.epoch(self.epoch)):
             batch = self._to_device(self.data.train.batch(indices))
@@ -161,20 +160,37 @@ class Trainer:
         elapsed = time.perf_counter() - start
         self.train_time += elapsed
         record = {f"train_{key}": value / max(steps, 1) for key, value in sums.items()}
-        record.update(samples_per_s=samples / elapsed, lr=self.scheduler.get_last_lr()[0])
+        record.update(
+            samples_per_s=samples / elapsed,
+            lr=self.scheduler.get_last_lr()[0],
+            skipped_steps=self.skipped_steps,
+        )
         return record
 
     def _optimise(self, loss: torch.Tensor, step: int) -> None:
+        """One step. A non-finite loss is divergence. In fp16, non-finite gradients mean the loss
+        scale overflowed: GradScaler skips the step and halves the scale, which is normal (counted
+        in `skipped_steps`); only a scale below 1, where even unscaled gradients overflow, is
+        divergence. Without the scaler any non-finite gradient norm is divergence."""
+        where = f"step {step + 1} of epoch {self.epoch}"
         if not torch.isfinite(loss):
-            raise Diverged(f"non-finite loss ({float(loss)}) at step {step + 1} of epoch {self.epoch}")
+            raise Diverged(f"non-finite loss ({float(loss.detach())}) at {where}")
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
         norm = torch.nn.utils.clip_grad_norm_(
             self.model.parameters(), self.config.max_grad_norm or float("inf")
         )
-        if not torch.isfinite(norm):
-            raise Diverged(f"non-finite gradient norm at step {step + 1} of epoch {self.epoch}")
-        self.optimizer.step()
+        if not self.scaler.is_enabled() and not torch.isfinite(norm):
+            raise Diverged(f"non-finite gradient norm at {where}")
+        scale = self.scaler.get_scale()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.scaler.get_scale() < scale:  # GradScaler found inf/NaN gradients and skipped the step
+            self.skipped_steps += 1
+            if self.scaler.get_scale() < 1.0:
+                raise Diverged(f"fp16 gradients overflow even unscaled (loss scale below 1) at {where}")
+            return
         self.scheduler.step()
 
     def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -259,6 +275,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
             "best": self.best.state_dict(),
             "best_weights": self.best_weights,
             "best_test_embeddings": self.best_test_embeddings,
@@ -270,6 +287,8 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):  # empty when the scaler is off, absent in older checkpoints
+            self.scaler.load_state_dict(state["scaler"])
         self.best.load_state_dict(state["best"])
         self.best_weights = state["best_weights"]
         self.best_test_embeddings = state["best_test_embeddings"]
