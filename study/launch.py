@@ -1,6 +1,7 @@
 """Run a study's phases as Ray Tune experiments under <storage>/<study name>/<phase>, resuming
 interrupted ones with Tuner.restore (finished trials are never rerun)."""
 
+import dataclasses
 import math
 import os
 import tempfile
@@ -16,7 +17,8 @@ from trainables.errors import ConfigError, GlossError
 
 @dataclass(frozen=True)
 class RunOptions:
-    """How to run: where results go, whether to resume, how many trials at once."""
+    """How to run: where results go, whether to resume, how many trials at once (overrides the
+    spec's `max_concurrent`)."""
 
     storage: str
     resume: bool = False
@@ -46,6 +48,8 @@ def check_writable(root: str) -> None:
 
 def run_study(spec: StudySpec, options: RunOptions) -> list[str]:
     """Run every phase in order; returns the experiment folders."""
+    # The checkpoint policy reaches each trial as typed settings of its config.
+    spec = dataclasses.replace(spec, training={**spec.training, **spec.checkpoint.trial_settings()})
     root = storage_root(options.storage, spec.name)
     first = phases(spec)[0]
     results = run_phase(spec, first, options, root)
@@ -61,6 +65,7 @@ def run_phase(spec: StudySpec, phase: Phase, options: RunOptions, root: str):
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
+    from study.checkpoints import checkpoint_settings
     from study.progress import Progress
     from trainables.trainable import train_trial
 
@@ -74,6 +79,7 @@ def run_phase(spec: StudySpec, phase: Phase, options: RunOptions, root: str):
             )
         tuner = tune.Tuner.restore(path, trainable=trainable, resume_errored=True)
     else:
+        checkpoint_config, checkpoint_callbacks = checkpoint_settings(spec.checkpoint)
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
@@ -82,7 +88,7 @@ def run_phase(spec: StudySpec, phase: Phase, options: RunOptions, root: str):
                 metric=METRIC,
                 mode=MODE,
                 scheduler=scheduler(spec) if phase.asha else None,
-                max_concurrent_trials=options.max_concurrent,
+                max_concurrent_trials=live_trials(spec, phase, options),
                 reuse_actors=True,
                 trial_dirname_creator=trial_folder_name,
             ),
@@ -90,8 +96,13 @@ def run_phase(spec: StudySpec, phase: Phase, options: RunOptions, root: str):
                 name=phase.name,
                 storage_path=root,
                 failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-                callbacks=[JsonLoggerCallback(), CSVLoggerCallback(), Progress(phase.name, phase.trials)],
+                checkpoint_config=checkpoint_config,
+                callbacks=[
+                    JsonLoggerCallback(),
+                    CSVLoggerCallback(),
+                    Progress(phase.name, phase.trials),
+                    *checkpoint_callbacks,
+                ],
                 verbose=0,
             ),
         )
@@ -99,6 +110,15 @@ def run_phase(spec: StudySpec, phase: Phase, options: RunOptions, root: str):
     if len(results) < phase.trials or results.num_terminated + results.num_errors < len(results):
         raise KeyboardInterrupt  # Tune caught the signal, saved its state and returned early
     return results
+
+
+def live_trials(spec: StudySpec, phase: Phase, options: RunOptions) -> int:
+    """How many trials of the phase may be live at once: --max-concurrent, else the spec's
+    max_concurrent, else all of them. Tune wraps the searcher in a ConcurrencyLimiter of this
+    size and keeps as many trials PENDING (TuneController._get_max_pending_trials reads the
+    limiter), each a placement-group request the autoscaler sees; without a limiter a custom
+    searcher gets one pending trial at a time, and a cluster grows one node at a time."""
+    return options.max_concurrent or spec.max_concurrent or phase.trials
 
 
 def trial_folder_name(trial) -> str:
