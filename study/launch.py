@@ -1,6 +1,7 @@
 """Run a study's phases as Ray Tune experiments under <storage>/<study name>/<phase>, resuming
 interrupted ones with Tuner.restore (finished trials are never rerun)."""
 
+import dataclasses
 import math
 import os
 from dataclasses import dataclass
@@ -15,7 +16,8 @@ from trainables.errors import GlossError
 
 @dataclass(frozen=True)
 class RunOptions:
-    """How to run: where results go, whether to resume, how many trials at once."""
+    """How to run: where results go, whether to resume, how many trials at once (overrides the
+    spec's `max_concurrent`)."""
 
     storage: str
     resume: bool = False
@@ -29,6 +31,8 @@ def storage_root(storage: str, study: str) -> str:
 
 def run_study(spec: StudySpec, options: RunOptions) -> list[str]:
     """Run every phase in order; returns the experiment folders."""
+    # The checkpoint policy reaches each trial as typed settings of its config.
+    spec = dataclasses.replace(spec, training={**spec.training, **spec.checkpoint.trial_settings()})
     root = storage_root(options.storage, spec.name)
     first = phases(spec)[0]
     results = run_phase(spec, first, options, root)
@@ -44,6 +48,7 @@ def run_phase(spec: StudySpec, phase: Phase, options: RunOptions, root: str):
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
+    from study.checkpoints import checkpoint_settings
     from study.progress import Progress
     from trainables.trainable import train_trial
 
@@ -60,6 +65,7 @@ def run_phase(spec: StudySpec, phase: Phase, options: RunOptions, root: str):
             path, trainable=trainable, resume_errored=True, storage_filesystem=custom_fs
         )
     else:
+        checkpoint_config, checkpoint_callbacks = checkpoint_settings(spec.checkpoint)
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
@@ -68,7 +74,7 @@ def run_phase(spec: StudySpec, phase: Phase, options: RunOptions, root: str):
                 metric=METRIC,
                 mode=MODE,
                 scheduler=scheduler(spec) if phase.asha else None,
-                max_concurrent_trials=options.max_concurrent,
+                max_concurrent_trials=live_trials(spec, phase, options),
                 reuse_actors=True,
                 trial_dirname_creator=trial_folder_name,
             ),
@@ -76,8 +82,13 @@ def run_phase(spec: StudySpec, phase: Phase, options: RunOptions, root: str):
                 name=phase.name,
                 **storage,
                 failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-                callbacks=[JsonLoggerCallback(), CSVLoggerCallback(), Progress(phase.name, phase.trials)],
+                checkpoint_config=checkpoint_config,
+                callbacks=[
+                    JsonLoggerCallback(),
+                    CSVLoggerCallback(),
+                    Progress(phase.name, phase.trials),
+                    *checkpoint_callbacks,
+                ],
                 verbose=0,
             ),
         )
@@ -94,6 +105,15 @@ def storage_arguments(root: str) -> dict[str, Any]:
         return {"storage_path": root}
     fs, path = filesystem(root)
     return {"storage_path": path, "storage_filesystem": fs}
+
+
+def live_trials(spec: StudySpec, phase: Phase, options: RunOptions) -> int:
+    """How many trials of the phase may be live at once: --max-concurrent, else the spec's
+    max_concurrent, else all of them. Tune wraps the searcher in a ConcurrencyLimiter of this
+    size and keeps as many trials PENDING (TuneController._get_max_pending_trials reads the
+    limiter), each a placement-group request the autoscaler sees; without a limiter a custom
+    searcher gets one pending trial at a time, and a cluster grows one node at a time."""
+    return options.max_concurrent or spec.max_concurrent or phase.trials
 
 
 def trial_folder_name(trial) -> str:

@@ -47,6 +47,47 @@ class SearchSettings:
 
 
 @dataclass(frozen=True)
+class CheckpointPolicy:
+    """How trials checkpoint, and what of it storage keeps.
+
+    A trial checkpoints after every `every_epochs`-th epoch, and after any epoch that ends
+    `every_minutes` or more after its last checkpoint (either may be null, not both); a trial
+    restarted after a crash redoes the epochs since its last checkpoint (up to every_epochs - 1
+    finished ones, whose records then appear twice). Tune keeps the newest `keep` checkpoints per
+    trial. With `delete_finished`, a trial's last epoch writes no trainer state and, once the trial
+    ends (finished, or stopped by ASHA), the trainer state (weights, optimizer moments) is deleted
+    from its checkpoints in storage: its records keep the best epoch's metrics, and test embeddings
+    saved with `training.save_embeddings` stay. Trials that ended in an error keep their state, so
+    `--resume` continues them."""
+
+    every_epochs: int | None = 1
+    every_minutes: float | None = None
+    keep: int = 1
+    delete_finished: bool = True
+
+    def __post_init__(self) -> None:
+        if self.every_epochs is not None and self.every_epochs < 1:
+            raise ConfigError(f"checkpoint.every_epochs: {self.every_epochs} must be at least 1, or null.")
+        if self.every_minutes is not None and self.every_minutes <= 0:
+            raise ConfigError(f"checkpoint.every_minutes: {self.every_minutes} must be positive, or null.")
+        if self.every_epochs is None and self.every_minutes is None:
+            raise ConfigError(
+                "checkpoint: every_epochs and every_minutes are both null; set one, or a restarted "
+                "trial starts over."
+            )
+        if self.keep < 1:
+            raise ConfigError(f"checkpoint.keep: {self.keep} must be at least 1.")
+
+    def trial_settings(self) -> dict[str, Any]:
+        """The TrialConfig fields that carry this policy to every trial."""
+        return {
+            "checkpoint_every_epochs": self.every_epochs,
+            "checkpoint_every_minutes": self.every_minutes,
+            "checkpoint_final_state": not self.delete_finished,
+        }
+
+
+@dataclass(frozen=True)
 class AblationSettings:
     """One factor at a time around the base configuration of `loss`."""
 
@@ -70,6 +111,12 @@ class StudySpec:
     resources: Resources = field(default_factory=Resources)
     storage: str = "~/gloss-results"
     max_failures: int = 2
+    max_concurrent: int | None = None
+    """Trials of a phase live at once (running, or pending for a free node or the autoscaler);
+    null: the phase's trial count. `gloss run --max-concurrent` overrides it. In a search it
+    composes with `search.max_concurrent`, the cap per dataset x loss group (so TPE learns between
+    its draws): at most min(max_concurrent, groups x search.max_concurrent) trials live at once."""
+    checkpoint: CheckpointPolicy = field(default_factory=CheckpointPolicy)
     search: SearchSettings = field(default_factory=SearchSettings)
     ablation: AblationSettings = field(default_factory=AblationSettings)
     description: str = ""
@@ -87,6 +134,14 @@ class StudySpec:
             raise ConfigError(f"seeds: {list(self.seeds)} holds a negative seed; seeds are integers >= 0.")
         if self.max_failures < 0:
             raise ConfigError(f"max_failures: {self.max_failures} must be >= 0.")
+        if self.max_concurrent is not None and self.max_concurrent < 1:
+            raise ConfigError(f"max_concurrent: {self.max_concurrent} must be at least 1, or null.")
+        for key, value in self.checkpoint.trial_settings().items():
+            if key in self.training and self.training[key] != value:
+                raise ConfigError(
+                    f"training.{key}: set it through the checkpoint section, e.g. "
+                    "checkpoint: {every_epochs: 2}."
+                )
 
     @property
     def searched_losses(self) -> tuple[str, ...]:

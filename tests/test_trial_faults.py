@@ -1,6 +1,7 @@
 """Trial faults under Ray: a trial killed with SIGKILL mid-epoch, or one that raises, restarts from
-its last checkpoint and ends with the metrics of an uninterrupted run; at most one epoch is redone.
-A diverging configuration ends its trial as `diverged` and the study goes on."""
+its last checkpoint and ends with the metrics of an uninterrupted run; checkpointing every epoch,
+at most one epoch is redone. A diverging configuration ends its trial as `diverged` and the study
+goes on."""
 
 from pathlib import Path
 
@@ -30,8 +31,8 @@ CONFIG = {
 FAULT_EPOCH = 3
 
 
-def faulty(kind: str, folder: str):
-    """The real trainable, made to fail once at step 2 of epoch 3 and to log every epoch start."""
+def faulty(kind: str, folder: str, fault_epoch: int = FAULT_EPOCH):
+    """The real trainable, made to fail once at step 2 of `fault_epoch` and to log every epoch start."""
 
     def trainable(config):
         import os
@@ -49,7 +50,7 @@ def faulty(kind: str, folder: str):
             return train_epoch(self)
 
         def failing(self, loss, step):
-            if self.epoch == FAULT_EPOCH and step == 2 and not crashed.exists():
+            if self.epoch == fault_epoch and step == 2 and not crashed.exists():
                 crashed.touch()
                 if kind == "sigkill":
                     os.kill(os.getpid(), signal.SIGKILL)
@@ -62,11 +63,24 @@ def faulty(kind: str, folder: str):
     return trainable
 
 
-@pytest.mark.parametrize("kind", ["sigkill", "raise"])
-def test_crashed_trial_resumes_from_its_checkpoint(kind, tmp_path, data_dir, local_ray):
-    config = TrialConfig.from_dict({**CONFIG, "data_dir": str(data_dir)}).to_dict()
+@pytest.mark.parametrize(
+    ("kind", "every", "fault_epoch", "expected"),
+    [
+        ("sigkill", 1, FAULT_EPOCH, [1, 2, 3, 3, 4, 5]),
+        ("raise", 1, FAULT_EPOCH, [1, 2, 3, 3, 4, 5]),
+        ("sigkill", 3, 5, [1, 2, 3, 4, 5, 4, 5]),
+    ],
+    ids=["sigkill", "raise", "sigkill-every-3-epochs"],
+)
+def test_crashed_trial_resumes_from_its_checkpoint(
+    kind, every, fault_epoch, expected, tmp_path, data_dir, local_ray
+):
+    """Checkpointing every epoch, only the interrupted epoch runs twice; every third epoch, a trial
+    killed in epoch 5 resumes from epoch 3 and also redoes epoch 4."""
+    config = {**CONFIG, "data_dir": str(data_dir), "checkpoint_every_epochs": every}
+    config = TrialConfig.from_dict(config).to_dict()
     tuner = tune.Tuner(
-        tune.with_resources(faulty(kind, str(tmp_path)), {"cpu": 1}),
+        tune.with_resources(faulty(kind, str(tmp_path), fault_epoch), {"cpu": 1}),
         tune_config=tune.TuneConfig(
             search_alg=FixedTrials([config]), num_samples=1, metric=METRIC, mode=MODE
         ),
@@ -81,7 +95,7 @@ def test_crashed_trial_resumes_from_its_checkpoint(kind, tmp_path, data_dir, loc
     (result,) = tuner.fit()
     assert result.error is None and (tmp_path / "crashed").exists()
     starts = [int(line) for line in (tmp_path / "epochs.log").read_text().split()]
-    assert starts == [1, 2, 3, 3, 4, 5], "only the interrupted epoch runs twice"
+    assert starts == expected
     reference = uninterrupted_run(CONFIG, data_dir)
     for key in ("best_epoch", "best_score", "selected_test_accuracy", "selected_test_macro_f1", "train_loss"):
         assert result.metrics[key] == pytest.approx(reference[key], rel=1e-9, abs=1e-12), key

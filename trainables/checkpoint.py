@@ -1,10 +1,19 @@
-"""Trainer state on disk, read back with torch.load(weights_only=True)."""
+"""Trainer state on disk, read back with torch.load(weights_only=True), and when to write it.
 
+A checkpoint folder holds the trainer state (STATE_FILE) and, at the end of a trial with
+save_embeddings, the best epoch's test embeddings (EMBEDDINGS_FILE). A checkpoint without the
+state belongs to a trial that ended: its last epoch wrote none, or the driver deleted it
+(study/checkpoints.py), and a trial restored from it has nothing left to do."""
+
+import json
+import time
 from pathlib import Path
 
 import torch
 
 STATE_FILE = "trainer_state.pt"
+EMBEDDINGS_FILE = "test_embeddings.npz"
+ENDED_FILE = "ended.json"
 
 
 def save_state(state: dict, folder: str | Path) -> Path:
@@ -15,6 +24,37 @@ def save_state(state: dict, folder: str | Path) -> Path:
     return path
 
 
-def load_state(folder: str | Path) -> dict:
-    """Read a trainer state dict; only tensors and plain containers are accepted."""
-    return torch.load(Path(folder) / STATE_FILE, map_location="cpu", weights_only=True)
+def load_state(folder: str | Path) -> dict | None:
+    """Read a trainer state dict (only tensors and plain containers are accepted); None when the
+    checkpoint holds no state, i.e. the trial had ended."""
+    path = Path(folder) / STATE_FILE
+    if not path.exists():
+        return None
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def save_ended(record: dict, folder: str | Path) -> None:
+    """Mark a checkpoint as a trial's last, written without its state: the epoch and status."""
+    summary = {key: record.get(key) for key in ("epoch", "status")}
+    (Path(folder) / ENDED_FILE).write_text(json.dumps(summary))
+
+
+class Cadence:
+    """When a trial checkpoints: after every `every_epochs`-th epoch, and after any epoch that
+    ends `every_minutes` or more after the last checkpoint (or the trial's start); None disables
+    either rule."""
+
+    def __init__(self, every_epochs: int | None, every_minutes: float | None) -> None:
+        self.every_epochs, self.every_minutes = every_epochs, every_minutes
+        self.last = time.monotonic()
+
+    def due(self, epoch: int) -> bool:
+        """Whether the epoch that just ended should be checkpointed."""
+        by_epoch = self.every_epochs is not None and epoch % self.every_epochs == 0
+        waited = time.monotonic() - self.last
+        by_time = self.every_minutes is not None and waited >= 60 * self.every_minutes
+        return by_epoch or by_time
+
+    def saved(self) -> None:
+        """A checkpoint was written now."""
+        self.last = time.monotonic()

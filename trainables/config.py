@@ -52,6 +52,11 @@ class TrialConfig:
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
     encoder_passes: Literal[1, 2] = 1
     save_embeddings: bool = False
+    # When a trial checkpoints (the study's `checkpoint` section sets these): every N epochs, or
+    # once M minutes passed since its last checkpoint; and whether its last epoch saves its state.
+    checkpoint_every_epochs: int | None = 1
+    checkpoint_every_minutes: float | None = None
+    checkpoint_final_state: bool = True
     data_dir: str | None = None
     study: str = ""
     phase: str = ""
@@ -84,6 +89,16 @@ class TrialConfig:
             ("train_size", self.train_size is None or self.train_size >= 2, "must be >= 2, or null"),
             ("eval_size", self.eval_size is None or self.eval_size >= 2, "must be >= 2, or null"),
             ("step_epoch", self.step_epoch >= 1, "must be >= 1"),
+            (
+                "checkpoint_every_epochs",
+                self.checkpoint_every_epochs is None or self.checkpoint_every_epochs >= 1,
+                "must be >= 1, or null",
+            ),
+            (
+                "checkpoint_every_minutes",
+                self.checkpoint_every_minutes is None or self.checkpoint_every_minutes > 0,
+                "must be positive, or null",
+            ),
         ]
         for name, ok, rule in checks:
             if not ok:

@@ -1,4 +1,5 @@
-"""The Ray Tune function trainable: typed config in, one report and checkpoint per epoch out.
+"""The Ray Tune function trainable: typed config in, one report per epoch out, with a checkpoint
+as often as the trial's checkpoint settings ask.
 
 Thin on purpose: everything it runs is the framework-free Trainer. Heavy imports happen inside
 the function, so importing this module (as the driver does to hand it to Tune) costs nothing."""
@@ -6,7 +7,11 @@ the function, so importing this module (as the driver does to hand it to Tune) c
 import gc
 import socket
 import tempfile
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from trainables.checkpoint import Cadence
+    from trainables.training.trainer import Trainer
 
 IDENTITY = ("dataset", "loss", "seed", "model", "fidelity", "study", "phase")
 
@@ -16,18 +21,23 @@ def train_trial(config: dict[str, Any]) -> None:
     import torch
     from ray import tune
 
-    from trainables.checkpoint import load_state, save_state
+    from trainables.checkpoint import Cadence, load_state
     from trainables.config import TrialConfig
     from trainables.training.device import place
     from trainables.training.trainer import Trainer
 
     trial = TrialConfig.from_dict(config)
-    torch.set_num_threads(_cpus_of_this_trial())
     placement = place(trial.device, trial.precision, _gpus_of_this_trial(), _node_name())
-    trainer = Trainer(trial, placement=placement)
+    state = None
     if (checkpoint := tune.get_checkpoint()) is not None:
         with checkpoint.as_directory() as folder:
-            trainer.load_state_dict(load_state(folder))
+            state = load_state(folder)
+        if state is None:
+            return  # restored after the trial ended (its state was not kept): nothing left to do
+    torch.set_num_threads(_cpus_of_this_trial())
+    trainer = Trainer(trial, placement=placement)
+    if state is not None:
+        trainer.load_state_dict(state)
     identity = {name: getattr(trial, name) for name in IDENTITY}
     identity |= {
         "node": socket.gethostname(),
@@ -35,17 +45,39 @@ def train_trial(config: dict[str, Any]) -> None:
         "loss_lambda": trial.loss_params.lam,
         **trial.tags,
     }
+    cadence = Cadence(trial.checkpoint_every_epochs, trial.checkpoint_every_minutes)
     try:
         for record in trainer.run():
-            with tempfile.TemporaryDirectory() as folder:
-                save_state(trainer.state_dict(), folder)
-                _save_embeddings(trainer, folder)
-                tune.report({**identity, **record}, checkpoint=tune.Checkpoint.from_directory(folder))
+            report_epoch(trainer, {**identity, **record}, cadence)
     finally:
         del trainer
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+
+def report_epoch(trainer: "Trainer", record: dict[str, Any], cadence: "Cadence") -> None:
+    """Report an epoch to Tune, with a checkpoint of the trainer state when the cadence says so.
+    The last epoch always carries a checkpoint: the state when `checkpoint_final_state`, else a
+    small end marker (so a trial restored after it ended trains no further), with the saved test
+    embeddings."""
+    from ray import tune
+
+    from trainables.checkpoint import save_ended, save_state
+
+    final = trainer.finished
+    with_state = trainer.config.checkpoint_final_state if final else cadence.due(trainer.epoch)
+    if not (with_state or final):
+        tune.report(record)
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        if with_state:
+            save_state(trainer.state_dict(), folder)
+            cadence.saved()
+        else:
+            save_ended(record, folder)
+        _save_embeddings(trainer, folder)
+        tune.report(record, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
 def _node_id() -> str:
@@ -80,9 +112,11 @@ def _save_embeddings(trainer, folder: str) -> None:
     """With save_embeddings, the best epoch's test embeddings travel with the checkpoint."""
     import numpy as np
 
+    from trainables.checkpoint import EMBEDDINGS_FILE
+
     if trainer.finished and trainer.best_test_embeddings is not None:
         np.savez_compressed(
-            f"{folder}/test_embeddings.npz",
+            f"{folder}/{EMBEDDINGS_FILE}",
             embeddings=trainer.best_test_embeddings.float().numpy(),
             labels=trainer.data.test.labels,
         )
