@@ -50,15 +50,16 @@ def assert_leftover_of(leftover: Path, target: Path, pid: int, size: int) -> Non
 
 # The write helpers themselves
 
+HELPERS = {"atomic_path": atomic.atomic_path, "replaced": files.replaced}
+
 
 def write_through(helper: str, target: Path, marker: Path) -> None:
     """Replace `target` through one of the two write helpers; stall after 4 bytes."""
-    replace = {"atomic_path": atomic.atomic_path, "replaced": files.replaced}[helper]
-    with replace(target) as tmp, open(tmp, "wb") as handle:
+    with HELPERS[helper](target) as tmp, open(tmp, "wb") as handle:
         Stalled(handle, marker, after=4).write(b"new contents")
 
 
-@pytest.mark.parametrize("helper", ["atomic_path", "replaced"])
+@pytest.mark.parametrize("helper", sorted(HELPERS))
 def test_killed_writer_leaves_the_target_whole_and_the_next_write_removes_its_leftover(helper, tmp_path):
     target = tmp_path / "out" / "table.bin"
     target.parent.mkdir()
@@ -72,8 +73,7 @@ def test_killed_writer_leaves_the_target_whole_and_the_next_write_removes_its_le
     live.write_bytes(b"a writer that still runs")
     other = target.parent / f".other.bin.{socket.gethostname()}.{pid}.x.tmp"
     other.write_bytes(b"another target's")
-    replace = {"atomic_path": atomic.atomic_path, "replaced": files.replaced}[helper]
-    with replace(target) as tmp:
+    with HELPERS[helper](target) as tmp:
         tmp.write_bytes(b"next run")
     assert target.read_bytes() == b"next run"
     assert not leftover.exists(), "the dead writer's leftover is removed by the next write"
