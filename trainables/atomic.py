@@ -1,9 +1,16 @@
 """Atomic file writes and a cross-process lock, so a killed or concurrent writer never leaves a
-file that a later run trusts."""
+file that a later run trusts.
+
+A write goes to `.<name>.<host>.<pid>.<random>.tmp` beside its target and is renamed over it when
+complete. Readers open targets by name only, so a temporary file is never read. A SIGKILLed writer
+runs no cleanup; its temporary file names the process that wrote it, so the next write of the same
+target deletes the leftovers of writers on this host that no longer run."""
 
 import contextlib
 import fcntl
+import glob
 import os
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +21,9 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `target`; rename it over `target` only if the block succeeds."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    remove_leftovers(target)
+    prefix = f"{host_prefix(target)}{os.getpid()}."
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -26,10 +35,29 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
-def write_text_atomic(target: str | os.PathLike, text: str) -> None:
-    """Write `text` to `target` atomically."""
-    with atomic_path(target) as tmp:
-        tmp.write_text(text)
+def host_prefix(target: Path) -> str:
+    """How the names of `target`'s temporary files written on this host start (the pid follows)."""
+    return f".{target.name}.{socket.gethostname()}."
+
+
+def remove_leftovers(target: Path) -> None:
+    """Delete `target`'s temporary files whose writer, a process on this host, no longer runs."""
+    prefix = host_prefix(target)
+    for path in target.parent.glob(glob.escape(prefix) + "*.tmp"):
+        pid = path.name[len(prefix) :].split(".", 1)[0]
+        if pid.isdigit() and not running(int(pid)):
+            path.unlink(missing_ok=True)
+
+
+def running(pid: int) -> bool:
+    """Whether process `pid` exists on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 @contextlib.contextmanager
