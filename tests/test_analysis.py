@@ -266,3 +266,12 @@ def test_saved_test_embeddings_are_pictured(study, tmp_path):
         )
     page = build_report(study, out=tmp_path / "report").read_text()
     assert "<h2>Test embeddings" in page and page.count("<img ") == 5
+
+
+def test_a_trial_folder_twice_is_counted_once_and_reported(study):
+    before = final_results(load_runs(study))
+    original = sorted((study / "grid").iterdir())[0]
+    shutil.copytree(original, original.with_name(original.name + "-again"))
+    after = final_results(load_runs(study))
+    assert len(after) == len(before), "a (dataset, loss, seed, phase) counts once"
+    assert "1 duplicate trial folders ignored" in outcome_note(after)
