@@ -21,8 +21,11 @@ def prepare_environment(address: str | None) -> None:
             os.environ[name] = os.path.abspath(os.path.expanduser(os.environ[name]))
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage reports leave the machine
-    # Every epoch is checkpointed; with short frozen-fidelity epochs Tune then snapshots its
-    # experiment state often, which is cheap locally and needs no warning each time.
+    # A reused trial actor waits for the previous trial's thread to end (ASHA stopped it) at most
+    # this long; Tune's 2 s default loses the next trial on a busy machine.
+    os.environ.setdefault("TUNE_FUNCTION_THREAD_TIMEOUT_S", "60")
+    # With frequent checkpoints (every epoch by default) and short frozen-fidelity epochs Tune
+    # snapshots its experiment state often, which is cheap locally and needs no warning each time.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     # Records go to result.json and progress.csv (gloss's analysis reads them); no TensorBoard.
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
