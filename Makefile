@@ -51,6 +51,26 @@ test-cluster: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/gloss run demo
 
+# Every benchmark once on tiny inputs (seconds each; results in bench/results/*_smoke.json, never
+# the real ones), so that none of them rots. The bench extra brings `accelerate` for the Hugging
+# Face Trainer arm of bench.input_pipeline, which smoke runs keep.
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -c $(TORCH_PIN) -e ".[dev,bench]"
+	touch $@
+
+.PHONY: bench-smoke
+bench-smoke: $(BENCH_STAMP)
+	$(BIN)/python -m bench.analysis_load --smoke
+	$(BIN)/python -m bench.frozen_grid --smoke
+	$(BIN)/python -m bench.gloss_overhead --smoke
+	$(BIN)/python -m bench.gloss_scaling --smoke
+	$(BIN)/python -m bench.input_pipeline --smoke
+	$(BIN)/python -m bench.ray_overhead --smoke
+	$(BIN)/python -m bench.search_efficiency --smoke
+	$(BIN)/python -m bench.gpu --smoke
+
 lint: $(STAMP)
 	$(BIN)/ruff check study trainables analysis tests bench
 

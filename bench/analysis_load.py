@@ -1,7 +1,8 @@
 """How fast analysis.load_runs reads a large study: N trials x E epochs of realistic records
 (the fixture study's records, varied), loaded cold, from the cache, and after a few trials change.
 
-    .venv/bin/python bench/analysis_load.py --trials 10000 --epochs 50
+    .venv/bin/python -m bench.analysis_load --trials 10000 --epochs 50
+    .venv/bin/python -m bench.analysis_load --smoke    # 2,000 trials x 2 epochs: a parallel first load
 
 Prints a table and writes bench/results/analysis_load.json."""
 
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis import final_results, load_runs
+from bench.common import parse, report
 
 FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "study" / "grid"
 
@@ -59,7 +61,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=10_000)
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--changed", type=int, default=10, help="trials touched before the third load")
-    args = parser.parse_args()
+    args = parse(parser, {"trials": 2000, "epochs": 2, "changed": 2})
     root = Path(tempfile.mkdtemp(prefix="gloss-bench-"))
     try:
         generate_s, _ = timed(lambda: write_study(root, args.trials, args.epochs))
@@ -72,11 +74,11 @@ def main() -> None:
         changed_s, _ = timed(lambda: load_runs(root))
         final_s, _ = timed(lambda: final_results(runs))
         size_mb = sum(p.stat().st_size for p in root.rglob("result.json")) / 2**20
-        rows = {
+        row = {
             "trials": args.trials,
             "epochs": args.epochs,
             "records": len(runs),
-            "json_mb": round(size_mb),
+            "json_mb": round(size_mb, 1),
             "generate_s": generate_s,
             "cold_load_s": cold_s,
             "cached_load_s": warm_s,
@@ -85,11 +87,7 @@ def main() -> None:
         }
     finally:
         shutil.rmtree(root)
-    for key, value in rows.items():
-        print(f"{key:<28} {value:>10.2f}" if isinstance(value, float) else f"{key:<28} {value:>10}")
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / "analysis_load.json").write_text(json.dumps(rows, indent=2) + "\n")
+    report("analysis_load", [row], smoke=args.smoke)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
-"""Shared by the benchmarks: timing, the machine, and writing results (a table on stdout and a
-JSON file under bench/results/)."""
+"""Shared by the benchmarks: timing, the machine, the --smoke flag, and writing results (a table
+on stdout and a JSON file under bench/results/)."""
 
+import argparse
 import datetime
 import json
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,11 +24,25 @@ def machine() -> dict:
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "date": datetime.date.today().isoformat(),
     }
+
+
+def parse(parser: argparse.ArgumentParser, smoke: dict) -> argparse.Namespace:
+    """The arguments, with a --smoke flag: the same code path on tiny inputs, in seconds, so that CI
+    keeps every benchmark working. Under --smoke, `smoke` replaces the defaults (flags given win)."""
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny inputs, seconds; writes results/<name>_smoke.json"
+    )
+    args = parser.parse_args()
+    if args.smoke:
+        parser.set_defaults(**smoke)
+        args = parser.parse_args()
+    return args
 
 
 def seconds(function: Callable[[], object]) -> float:
@@ -40,8 +56,9 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def report(name: str, rows: list[dict], notes: dict | None = None) -> None:
-    """Print rows as an aligned table and write them with the machine to results/<name>.json."""
+def report(name: str, rows: list[dict], notes: dict | None = None, smoke: bool = False) -> None:
+    """Print rows as an aligned table and write them with the machine, the date and the command line
+    to results/<name>.json (results/<name>_smoke.json for a smoke run, never the real results)."""
     columns = list(dict.fromkeys(key for row in rows for key in row))
     cells = [[format_cell(row.get(c, "")) for c in columns] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
@@ -49,8 +66,8 @@ def report(name: str, rows: list[dict], notes: dict | None = None) -> None:
     for row in cells:
         print("  ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)))
     RESULTS.mkdir(exist_ok=True)
-    payload = {"machine": machine(), "rows": rows, **(notes or {})}
-    (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
+    payload = {"machine": machine(), "argv": sys.argv, "rows": rows, **(notes or {})}
+    (RESULTS / f"{name}{'_smoke' if smoke else ''}.json").write_text(json.dumps(payload, indent=2) + "\n")
 
 
 def format_cell(value: object) -> str:

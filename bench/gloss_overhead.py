@@ -1,7 +1,8 @@
 """Item 1: training-step time of integrated G-Loss against CE alone, and against the authors'
 scheme of two encoder passes per step: MiniLM, full fine-tuning, batch 32, 64 and 128 tokens.
 
-    .venv/bin/python bench/gloss_overhead.py [--steps 5 --repeats 3]
+    .venv/bin/python -m bench.gloss_overhead [--steps 5 --repeats 3]
+    .venv/bin/python -m bench.gloss_overhead --smoke    # tiny-bert, batch 8, 16 tokens, 2 steps
 
 Each measurement times `Trainer._train_epoch` (the product's own step) over `steps` batches of
 random token ids of exactly the given length; configurations are interleaved within each repeat
@@ -12,7 +13,7 @@ import argparse
 import numpy as np
 import torch
 
-from bench.common import median, report, seconds
+from bench.common import median, parse, report, seconds
 from trainables.config import TrialConfig
 from trainables.data.inputs import TokenInputs
 from trainables.training.prepare import PreparedData
@@ -33,12 +34,12 @@ def synthetic(tokens: int, examples: int, classes: int = 8, seed: int = 0) -> Pr
     return PreparedData(inputs, inputs, inputs, tuple(str(c) for c in range(classes)), lambda: None)
 
 
-def trainer(variant: dict, tokens: int, batch: int, steps: int) -> Trainer:
+def trainer(variant: dict, model: str, tokens: int, batch: int, steps: int) -> Trainer:
     config = TrialConfig.from_dict(
         {
             "dataset": "synthetic",
             "fidelity": "full",
-            "model": "minilm",
+            "model": model,
             "batch_size": batch,
             "max_length": tokens,
             "batch_sampler": "random",
@@ -55,11 +56,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--tokens", type=int, nargs="+", default=[64, 128])
-    args = parser.parse_args()
+    parser.add_argument("--model", default="minilm")
+    args = parse(parser, {"steps": 2, "repeats": 1, "batch": 8, "tokens": [16], "model": "tiny-bert"})
     torch.set_num_threads(torch.get_num_threads())
     rows = []
     for tokens in args.tokens:
-        trainers = {name: trainer(v, tokens, args.batch, args.steps) for name, v in VARIANTS.items()}
+        trainers = {
+            name: trainer(v, args.model, tokens, args.batch, args.steps) for name, v in VARIANTS.items()
+        }
         for t in trainers.values():
             t._train_epoch()  # warm-up: allocator, kernels, first-step optimiser state
         times = {name: [] for name in trainers}
@@ -80,7 +84,8 @@ def main() -> None:
     report(
         "gloss_overhead",
         rows,
-        {"command": "bench/gloss_overhead.py", "steps": args.steps, "repeats": args.repeats},
+        {"model": args.model, "steps": args.steps, "repeats": args.repeats},
+        smoke=args.smoke,
     )
 
 

@@ -2,7 +2,8 @@
 32..2048: fully connected against kNN graphs, harmonic against spreading propagation, float32
 against float64 solves; and its share of a MiniLM full fine-tuning step of the same batch.
 
-    .venv/bin/python bench/gloss_scaling.py [--sizes 32 128 512 2048]
+    .venv/bin/python -m bench.gloss_scaling [--sizes 32 128 512 2048]
+    .venv/bin/python -m bench.gloss_scaling --smoke    # batch 16, one repeat
 
 Every (size, variant) runs in a fresh process, so its peak memory (max RSS above the process's
 level before the first loss call) is its own. The encoder step is scaled linearly in the batch
@@ -15,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.common import RESULTS, median, report, seconds
+from bench.common import RESULTS, median, parse, report, seconds
 
 VARIANTS = {
     "full, harmonic, f64": {},
@@ -68,7 +69,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[32, 128, 512, 2048])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--one", nargs=2, metavar=("SIZE", "VARIANT"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parse(parser, {"sizes": [16], "repeats": 1})
     if args.one:
         print(json.dumps(measure(int(args.one[0]), args.one[1], args.repeats)))
         return
@@ -95,7 +96,7 @@ def main() -> None:
             if (encoder := encoder_step_s(size)) is not None:
                 row["share_of_step"] = row["loss_s"] / encoder
             rows.append(row)
-    report("gloss_scaling", rows, {"command": "bench/gloss_scaling.py", "repeats": args.repeats})
+    report("gloss_scaling", rows, {"repeats": args.repeats}, smoke=args.smoke)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 fine-tuning at batch 128 x 128 tokens in bf16 (random weights), CE against integrated G-Loss,
 and the G-Loss scaling table of item 2 on the device. Meant to finish in under 5 minutes.
 
-    python bench/gpu.py [--peak-tflops 989]     # H100 SXM dense bf16; 989 by default
-    python bench/gpu.py --smoke                 # a tiny model on the CPU, to check the script
+    python -m bench.gpu [--peak-tflops 989]     # H100 SXM dense bf16; 989 by default
+    python -m bench.gpu --smoke                 # a tiny model on the CPU, to check the script
 
 MFU counts 6 x parameters x tokens per training step (Kaplan et al.), attention excluded."""
 
@@ -130,11 +130,7 @@ def main() -> None:
     sizes = [32, 128] if args.smoke else [32, 128, 512, 2048]
     rows = training_rows(args.smoke, device, args.peak_tflops, 2 if args.smoke else args.steps)
     rows += scaling_rows(device, sizes)
-    report(
-        "gpu_smoke" if args.smoke else "gpu",
-        rows,
-        {"command": "bench/gpu.py", "peak_tflops": args.peak_tflops},
-    )
+    report("gpu", rows, {"peak_tflops": args.peak_tflops}, smoke=args.smoke)
 
 
 if __name__ == "__main__":

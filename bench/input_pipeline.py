@@ -2,10 +2,11 @@
 data, batch size and max_length) and against padding every batch to max_length as the authors'
 code does, on MR (short texts) and R8; with and without length-grouped batches.
 
-    .venv/bin/python bench/input_pipeline.py [--examples 512 --steps 8 --repeats 3]
+    .venv/bin/python -m bench.input_pipeline [--steps 8 --repeats 3]
+    .venv/bin/python -m bench.input_pipeline --smoke    # tiny-bert, MR, 2 steps, all four arms
 
-Needs `accelerate` for the Trainer (pip install -e '.[bench]'). Arms are interleaved within each
-repeat; medians over repeats, ratios from the same run."""
+Needs `accelerate` for the Trainer (pip install -e '.[bench]'), in smoke runs too. Arms are
+interleaved within each repeat; medians over repeats, ratios from the same run."""
 
 import argparse
 import os
@@ -13,14 +14,14 @@ import os
 import numpy as np
 import torch
 
-from bench.common import median, report, seconds
+from bench.common import median, parse, report, seconds
 from trainables.config import TrialConfig
 from trainables.data.corpus import load_corpus
 from trainables.data.inputs import TokenInputs
 from trainables.data.splits import make_splits
 from trainables.data.tokens import tokenize
-from trainables.model.encoder import load_tokenizer
-from trainables.model.names import resolve_model
+from trainables.model.encoder import load_backbone, load_tokenizer
+from trainables.model.names import TINY, resolve_model
 from trainables.paths import resolve_data_dir
 from trainables.training.prepare import PreparedData
 from trainables.training.trainer import Trainer
@@ -37,15 +38,17 @@ class FixedPadding(TokenInputs):
         return {key: torch.nn.functional.pad(value, (0, width)) for key, value in batch.items()}
 
 
-def real_inputs(dataset: str, examples: int) -> tuple[list[np.ndarray], np.ndarray, list[str], list[int]]:
+def real_inputs(
+    dataset: str, model: str, examples: int
+) -> tuple[list[np.ndarray], np.ndarray, list[str], list[int]]:
     corpus = load_corpus(dataset, resolve_data_dir())
     chosen = make_splits(corpus, val_fraction=0.1, split_seed=0, train_size=examples).train
     texts = [corpus.train_texts[i] for i in chosen]
-    ids = tokenize(texts, load_tokenizer("minilm"), MAX_LENGTH)
+    ids = tokenize(texts, load_tokenizer(model), MAX_LENGTH)
     return ids, corpus.train_labels[chosen], texts, list(corpus.train_labels[chosen])
 
 
-def our_loop(ids, labels, inputs_class, group: bool, steps: int) -> Trainer:
+def our_loop(ids, labels, inputs_class, group: bool, model: str, steps: int) -> Trainer:
     inputs = inputs_class(ids[: steps * BATCH], labels[: steps * BATCH], pad_id=0)
     data = PreparedData(
         inputs, inputs, inputs, tuple(str(c) for c in range(int(labels.max()) + 1)), lambda: None
@@ -54,7 +57,7 @@ def our_loop(ids, labels, inputs_class, group: bool, steps: int) -> Trainer:
         {
             "dataset": "bench",
             "fidelity": "full",
-            "model": "minilm",
+            "model": model,
             "batch_size": BATCH,
             "max_length": MAX_LENGTH,
             "group_by_length": group,
@@ -64,14 +67,24 @@ def our_loop(ids, labels, inputs_class, group: bool, steps: int) -> Trainer:
     return Trainer(config, data=data)
 
 
-def hf_trainer(texts: list[str], labels: list[int], steps: int, folder: str):
+def hf_model(model: str, classes: int):
+    """A sequence classifier for the Trainer: the pre-trained model, or tiny-bert's random one."""
+    from transformers import AutoModelForSequenceClassification, BertForSequenceClassification
+
+    if model == TINY:
+        config = load_backbone(TINY).config
+        config.num_labels = classes
+        return BertForSequenceClassification(config)
+    return AutoModelForSequenceClassification.from_pretrained(resolve_model(model), num_labels=classes)
+
+
+def hf_trainer(texts: list[str], labels: list[int], model_name: str, steps: int, folder: str):
     """The Hugging Face Trainer on the same model, texts, batch size and max_length; the returned
     function trains once and gives the seconds of its training loop (set-up excluded)."""
     import time
 
     import datasets
     from transformers import (
-        AutoModelForSequenceClassification,
         DataCollatorWithPadding,
         Trainer,
         TrainerCallback,
@@ -85,16 +98,14 @@ def hf_trainer(texts: list[str], labels: list[int], steps: int, folder: str):
         def on_train_end(self, *args, **kwargs):
             self.elapsed = time.perf_counter() - self.start
 
-    tokenizer = load_tokenizer("minilm")
+    tokenizer = load_tokenizer(model_name)
     table = datasets.Dataset.from_dict({"text": texts[: steps * BATCH], "label": labels[: steps * BATCH]})
     table = table.map(
         lambda b: tokenizer(b["text"], truncation=True, max_length=MAX_LENGTH),
         batched=True,
         remove_columns=["text"],
     )
-    model = AutoModelForSequenceClassification.from_pretrained(
-        resolve_model("minilm"), num_labels=max(labels) + 1
-    )
+    model = hf_model(model_name, max(labels) + 1)
     arguments = TrainingArguments(
         output_dir=folder,
         per_device_train_batch_size=BATCH,
@@ -132,28 +143,32 @@ def timed(run):
 def main() -> None:
     import tempfile
 
+    import accelerate  # the Trainer's: missing, it fails here, before any measurement
+    import transformers
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=["mr", "r8"])
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
+    parser.add_argument("--model", default="minilm")
+    args = parse(parser, {"datasets": ["mr"], "steps": 2, "repeats": 1, "model": TINY})
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     rows = []
     for dataset in args.datasets:
-        ids, labels, texts, label_list = real_inputs(dataset, args.steps * BATCH)
+        ids, labels, texts, label_list = real_inputs(dataset, args.model, args.steps * BATCH)
         samples = args.steps * BATCH
         with tempfile.TemporaryDirectory() as folder:
             arms = {
                 "ours, dynamic padding": timed(
-                    our_loop(ids, labels, TokenInputs, False, args.steps)._train_epoch
+                    our_loop(ids, labels, TokenInputs, False, args.model, args.steps)._train_epoch
                 ),
                 "ours, length-grouped": timed(
-                    our_loop(ids, labels, TokenInputs, True, args.steps)._train_epoch
+                    our_loop(ids, labels, TokenInputs, True, args.model, args.steps)._train_epoch
                 ),
                 "fixed padding (authors)": timed(
-                    our_loop(ids, labels, FixedPadding, False, args.steps)._train_epoch
+                    our_loop(ids, labels, FixedPadding, False, args.model, args.steps)._train_epoch
                 ),
-                "HF Trainer": hf_trainer(texts, label_list, args.steps, folder),
+                "HF Trainer": hf_trainer(texts, label_list, args.model, args.steps, folder),
             }
             times = {name: [] for name in arms}
             for run in arms.values():
@@ -178,12 +193,15 @@ def main() -> None:
         "input_pipeline",
         rows,
         {
-            "command": "bench/input_pipeline.py",
+            "model": args.model,
             "steps": args.steps,
             "repeats": args.repeats,
             "batch": BATCH,
             "max_length": MAX_LENGTH,
+            "transformers": transformers.__version__,
+            "accelerate": accelerate.__version__,
         },
+        smoke=args.smoke,
     )
 
 

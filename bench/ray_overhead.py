@@ -2,10 +2,11 @@
 directly in one process, with Ray's start-up and each trial's time outside training (set-up,
 evaluation, checkpoints, reporting) reported apart.
 
-    .venv/bin/python bench/ray_overhead.py [--trials 4 --epochs 40]
+    .venv/bin/python -m bench.ray_overhead [--trials 4 --epochs 40]
+    .venv/bin/python -m bench.ray_overhead --smoke    # tiny-bert, 200 R8 documents, 2 x 2 epochs
 
 Both arms run the trials one at a time on one thread each (the Ray arm with --max-concurrent 1
-and 1 CPU per trial, no report at the end), on frozen MiniLM embeddings of the whole of R8 (cached
+and 1 CPU per trial, --no-report), on frozen MiniLM embeddings of the whole of R8 (cached
 beforehand), in alternating rounds; medians over rounds."""
 
 import argparse
@@ -19,26 +20,26 @@ from pathlib import Path
 import torch
 import yaml
 
-from bench.common import median, report, seconds
+from bench.common import median, parse, report, seconds
 from trainables.config import TrialConfig
 from trainables.training.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def training(epochs: int) -> dict:
-    return {"epochs": epochs, "patience": None}
+def training(args: argparse.Namespace) -> dict:
+    """The trials' settings shared by both arms: no early stopping, the whole of R8 unless a subset."""
+    subset = {"train_size": args.subset, "eval_size": args.subset // 2} if args.subset else {}
+    return {"model": args.model, "epochs": args.epochs, "patience": None, **subset}
 
 
-def direct(trials: int, epochs: int) -> tuple[float, float]:
+def direct(trials: int, settings: dict) -> tuple[float, float]:
     """Total wall time and total training time of the trials run in this process."""
     torch.set_num_threads(1)
     train_time = 0.0
     start = time.perf_counter()
     for seed in range(trials):
-        trainer = Trainer(
-            TrialConfig.from_dict({"dataset": "r8", "loss": "gloss", "seed": seed, **training(epochs)})
-        )
+        trainer = Trainer(TrialConfig.from_dict({"dataset": "r8", "loss": "gloss", "seed": seed, **settings}))
         records = list(trainer.run())
         train_time += records[-1]["train_time_s"]
     return time.perf_counter() - start, train_time
@@ -55,7 +56,7 @@ def ray_startup() -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def through_gloss(trials: int, epochs: int) -> tuple[float, float]:
+def through_gloss(trials: int, settings: dict) -> tuple[float, float]:
     """Wall time of `gloss run` (Ray start-up included) and the trials' total training time."""
     with tempfile.TemporaryDirectory() as folder:
         spec = Path(folder) / "spec.yaml"
@@ -66,8 +67,9 @@ def through_gloss(trials: int, epochs: int) -> tuple[float, float]:
                     "kind": "grid",
                     "datasets": ["r8"],
                     "losses": ["gloss"],
+                    "model": settings["model"],
                     "seeds": list(range(trials)),
-                    "training": training(epochs),
+                    "training": {k: v for k, v in settings.items() if k != "model"},
                 }
             )
         )
@@ -83,6 +85,7 @@ def through_gloss(trials: int, epochs: int) -> tuple[float, float]:
                     folder,
                     "--max-concurrent",
                     "1",
+                    "--no-report",
                 ],
                 cwd=REPO,
                 check=True,
@@ -90,6 +93,8 @@ def through_gloss(trials: int, epochs: int) -> tuple[float, float]:
             )
         )
         records = [json.loads(p.read_text().splitlines()[-1]) for p in Path(folder).rglob("result.json")]
+        if len(records) != trials or any(r["status"] != "completed" for r in records):
+            raise RuntimeError(f"gloss run finished {len(records)} of {trials} trials: {records}")
         return wall, sum(r["train_time_s"] for r in records)
 
 
@@ -98,13 +103,16 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of both arms (medians)")
-    args = parser.parse_args()
-    direct(1, 1)  # builds the embedding cache, so neither arm pays for it
+    parser.add_argument("--model", default="minilm")
+    parser.add_argument("--subset", type=int, help="training documents per trial (default: all of R8)")
+    args = parse(parser, {"trials": 2, "epochs": 2, "rounds": 1, "model": "tiny-bert", "subset": 200})
+    settings = training(args)
+    direct(1, {**settings, "epochs": 1})  # builds the embedding cache, so neither arm pays for it
     runs = {"direct": [], "ray": [], "startup": []}
     for _ in range(args.rounds):
-        runs["direct"].append(direct(args.trials, args.epochs))
+        runs["direct"].append(direct(args.trials, settings))
         runs["startup"].append(ray_startup())
-        runs["ray"].append(through_gloss(args.trials, args.epochs))
+        runs["ray"].append(through_gloss(args.trials, settings))
     direct_wall, direct_train = (median([run[i] for run in runs["direct"]]) for i in (0, 1))
     ray_wall, ray_train = (median([run[i] for run in runs["ray"]]) for i in (0, 1))
     startup = median(runs["startup"])
@@ -135,11 +143,13 @@ def main() -> None:
         "ray_overhead",
         rows,
         {
-            "command": "bench/ray_overhead.py",
             "trials": args.trials,
             "epochs": args.epochs,
+            "rounds": args.rounds,
+            "training": settings,
             "ray_startup_s": startup,
         },
+        smoke=args.smoke,
     )
 
 

@@ -1,7 +1,8 @@
 """Item 6: search efficiency on G-Loss's parameters at frozen fidelity: TPE with and without ASHA
 against random search at equal budget, on R8 and MR, over 5 search seeds.
 
-    .venv/bin/python bench/search_efficiency.py [--trials 20 --seeds 5]
+    .venv/bin/python -m bench.search_efficiency [--trials 20 --seeds 5]
+    .venv/bin/python -m bench.search_efficiency --smoke    # tiny-bert, R8, 3 trials per method, 1 seed
 
 Each search is a real `search` phase through Ray Tune (our GroupedSearch and Optuna), on a
 reduced-cost trial (a stratified 1,500-document training subset, 10 epochs) so that 600 trials
@@ -16,7 +17,7 @@ import pandas as pd
 
 from analysis import load_runs
 from analysis.curves import search_history
-from bench.common import report
+from bench.common import parse, report
 from study.launch import RunOptions, run_phase, storage_root
 from study.plan import search_phase
 from study.ray_session import connect, prepare_environment
@@ -27,20 +28,22 @@ METHODS = {
     "tpe + asha": {"sampler": "tpe", "scheduler": "asha"},
     "random": {"sampler": "random"},
 }
-TRAINING = {"train_size": 1500, "eval_size": 500, "epochs": 10, "patience": 3}
 
 
-def run_search(dataset: str, method: str, seed: int, trials: int, storage: str) -> pd.DataFrame:
+def run_search(
+    dataset: str, method: str, seed: int, trials: int, storage: str, model: str, training: dict
+) -> pd.DataFrame:
     """One search; its history (trial number, best so far, compute seconds)."""
     name = f"{dataset}-{method.replace(' + ', '-')}-{seed}"
     spec = spec_from_mapping(
         {
             "name": name,
             "kind": "search",
+            "model": model,
             "datasets": [dataset],
             "losses": ["gloss"],
             "seeds": [0],
-            "training": TRAINING,
+            "training": training,
             "search": {
                 "trials": trials,
                 "seed": seed,
@@ -53,7 +56,10 @@ def run_search(dataset: str, method: str, seed: int, trials: int, storage: str) 
         "bench",
     )
     root = storage_root(storage, name)
-    run_phase(spec, search_phase(spec), RunOptions(storage), root)
+    results = run_phase(spec, search_phase(spec), RunOptions(storage), root)
+    if results.num_errors:
+        error = next(r.error for r in results if r.error)
+        raise RuntimeError(f"{name}: {results.num_errors} trial(s) failed, the comparison needs all: {error}")
     return search_history(load_runs(root)).assign(method=method, search_seed=seed)
 
 
@@ -72,7 +78,15 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=["r8", "mr"])
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--seeds", type=int, default=5)
-    args = parser.parse_args()
+    parser.add_argument("--model", default="minilm")
+    parser.add_argument("--train-size", type=int, default=1500, help="stratified training subset")
+    parser.add_argument("--epochs", type=int, default=10)
+    args = parse(
+        parser,
+        {"datasets": ["r8"], "trials": 3, "seeds": 1, "model": "tiny-bert", "train_size": 150, "epochs": 3},
+    )
+    size = args.train_size
+    training = {"train_size": size, "eval_size": size // 3, "epochs": args.epochs, "patience": 3}
     prepare_environment(None)
     connect(None)
     rows, curves = [], []
@@ -80,7 +94,7 @@ def main() -> None:
         for dataset in args.datasets:
             histories = pd.concat(
                 [
-                    run_search(dataset, method, seed, args.trials, storage)
+                    run_search(dataset, method, seed, args.trials, storage, args.model, training)
                     for seed in range(args.seeds)
                     for method in METHODS
                 ]
@@ -107,12 +121,13 @@ def main() -> None:
         "search_efficiency",
         rows,
         {
-            "command": "bench/search_efficiency.py",
+            "model": args.model,
             "trials": args.trials,
             "search_seeds": args.seeds,
-            "training": TRAINING,
+            "training": training,
             "curves": curves,
         },
+        smoke=args.smoke,
     )
 
 

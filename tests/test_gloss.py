@@ -185,7 +185,7 @@ def test_class_only_among_hidden_nodes_is_excluded():
         assert 0.0 <= result.stats["excluded"] <= 1.0
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     size=st.integers(2, 24),
     classes=st.integers(1, 4),
