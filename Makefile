@@ -70,6 +70,7 @@ bench-smoke: $(BENCH_STAMP)
 	$(BIN)/python -m bench.ray_overhead --smoke
 	$(BIN)/python -m bench.search_efficiency --smoke
 	$(BIN)/python -m bench.gpu --smoke
+	$(BIN)/python -m bench.checkpoint_bytes --smoke
 
 lint: $(STAMP)
 	$(BIN)/ruff check study trainables analysis tests bench
