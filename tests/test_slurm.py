@@ -1,5 +1,10 @@
-"""cluster/slurm.sbatch on a real one-node SLURM cluster on localhost (Debian's slurm-wlm and
-munge, installed by `make test-cluster`): munged, slurmctld and slurmd run from a slurm.conf in a
+"""cluster/slurm.sbatch and `gloss slurm`.
+
+Without SLURM: the script filled by `gloss slurm` runs against stand-ins for srun, scontrol,
+python and gloss that record what they are asked, for a job of two nodes.
+
+On a real one-node SLURM cluster on localhost (Debian's slurm-wlm and munge, installed by
+`make test-cluster`; marked `cluster`): munged, slurmctld and slurmd run from a slurm.conf in a
 scratch folder; studies go through `sbatch` as a user submits them. A study completes with every
 trial's records; a study cancelled with `scancel` mid-way is finished by resubmitting with
 --resume, without rerunning the trials that had finished. Everything started here (the daemons,
@@ -22,16 +27,22 @@ from pathlib import Path
 import pytest
 import yaml
 
+from study.cli import main
 from tests.conftest import REPO
 from tests.processes import finished_trials, records, wait_for
 
 SLURM_TOOLS = ("munged", "slurmctld", "slurmd", "sbatch", "scancel", "sinfo", "scontrol", "runuser")
 missing = [tool for tool in SLURM_TOOLS if not shutil.which(tool)]
-pytestmark = [
-    pytest.mark.cluster,
-    pytest.mark.skipif(bool(missing), reason=f"needs {missing} (make test-cluster installs them)"),
-    pytest.mark.skipif(os.geteuid() != 0, reason="starts slurmd and munged (root)"),
-]
+
+
+def on_slurm(test):
+    """Mark a test that needs the real SLURM cluster (root, Debian's packages)."""
+    test = pytest.mark.skipif(bool(missing), reason=f"needs {missing} (make test-cluster installs them)")(
+        test
+    )
+    test = pytest.mark.skipif(os.geteuid() != 0, reason="starts slurmd and munged (root)")(test)
+    return pytest.mark.cluster(test)
+
 
 TEMPLATE = REPO / "cluster" / "slurm.sbatch"
 TRAINING = {"train_size": 48, "eval_size": 40, "max_length": 32, "batch_size": 16, "lr": 1e-3}
@@ -224,6 +235,7 @@ def slurm(data_dir) -> Iterator[Slurm]:
     assert not leftover, f"processes left behind: {leftover}"
 
 
+@on_slurm
 def test_a_submitted_study_completes_with_every_trials_records(slurm):
     job = slurm.submit(FIRST)
     assert slurm.wait_done(job, 300) == "COMPLETED 0:0", slurm.log(job)
@@ -236,6 +248,7 @@ def test_a_submitted_study_completes_with_every_trials_records(slurm):
     assert "all 1 Ray nodes joined" in slurm.log(job)
 
 
+@on_slurm
 def test_a_cancelled_study_is_finished_by_resubmitting_with_resume(slurm):
     study = slurm.storage / CANCELLED["name"]
     job = slurm.submit(CANCELLED, "--max-concurrent", "1")
@@ -251,3 +264,93 @@ def test_a_cancelled_study_is_finished_by_resubmitting_with_resume(slurm):
     assert len(after) == 6, slurm.log(resumed)
     for trial, text in before.items():
         assert after[trial] == text, f"{trial.name} was rerun"
+
+
+STANDINS = {
+    # srun: record the call; `hostname --ip-address` answers the head's address, `ray start`
+    # blocks as the real one does until the job ends.
+    "srun": 'echo "srun $*" >> "$CALLS"\n'
+    'case "$*" in *"ray start"*) exec sleep 60;; *hostname*) echo "10.9.8.7 fe80::1";; esac',
+    "scontrol": 'echo "scontrol $*" >> "$CALLS"\nprintf "node-a\\nnode-b\\n"',
+    "python": "echo 2",  # the number of Ray nodes alive
+    "gloss": 'echo "gloss $* (RAY_AUTH_MODE=$RAY_AUTH_MODE token=$RAY_AUTH_TOKEN_PATH)" >> "$CALLS"',
+}
+
+
+def run_filled_script(tmp_path: Path, script: Path, token: Path) -> tuple[subprocess.CompletedProcess, str]:
+    """Run `script` as sbatch would on the first of two nodes (4 CPUs, 2 GPUs each), with the
+    stand-ins on PATH; its exit and the calls they recorded."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, body in STANDINS.items():
+        (bin_dir / name).write_text(f"#!/bin/bash\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    calls = tmp_path / "calls"
+    calls.touch()
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "CALLS": str(calls),
+        "RAY_AUTH_TOKEN_PATH": str(token),
+        "SLURM_JOB_NODELIST": "node-[a-b]",
+        "SLURM_CPUS_PER_TASK": "4",
+        "SLURM_GPUS_PER_NODE": "a100:2",
+    }
+    done = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=120)
+    return done, calls.read_text()
+
+
+def test_gloss_slurm_fills_the_template_and_the_script_starts_ray_on_every_node(tmp_path):
+    spec = tmp_path / "study.yaml"
+    spec.write_text(yaml.safe_dump(FIRST))
+    script = tmp_path / "job.sbatch"
+    args = ["slurm", str(spec), "--storage", "s3://bucket/gloss", "--nodes", "2", "--time", "1:00:00"]
+    assert (
+        main([*args, "--gpus-per-node", "2", "--resume", "--max-concurrent", "3", "--out", str(script)]) == 0
+    )
+    text = script.read_text()
+    for line in ("--nodes=2", "--time=1:00:00", "--gpus-per-node=2", "--cpus-per-task=8"):
+        assert f"\n#SBATCH {line}\n" in text, line
+    token = tmp_path / "token"
+    token.write_text("secret")
+
+    done, calls = run_filled_script(tmp_path, script, token)
+
+    assert done.returncode == 0, done.stderr
+    lines = calls.splitlines()
+    assert lines[:2] == [
+        "scontrol show hostnames node-[a-b]",
+        "srun --nodes=1 --ntasks=1 -w node-a hostname --ip-address",
+    ]
+    head, worker = (line for line in lines if "ray start" in line)
+    assert head.startswith("srun --nodes=1 --ntasks=1 --cpus-per-task=4 -w node-a ray start --head")
+    assert "--node-ip-address=10.9.8.7 --port=6379" in head
+    assert worker.startswith("srun --nodes=1 --ntasks=1 --cpus-per-task=4 -w node-b ray start")
+    assert "--address=10.9.8.7:6379" in worker
+    for line in (head, worker):
+        assert "--block --num-cpus=4 --num-gpus=2" in line
+    assert lines[-1] == (
+        f"gloss run {spec} --address 10.9.8.7:6379 --storage s3://bucket/gloss --resume --max-concurrent 3 "
+        f"(RAY_AUTH_MODE=token token={token})"
+    )
+
+
+def test_the_script_without_its_parameters_or_a_token_starts_nothing(tmp_path):
+    done, calls = run_filled_script(tmp_path, TEMPLATE, tmp_path / "absent")
+    assert done.returncode == 2 and "SPEC STORAGE" in done.stderr and calls == ""
+    spec = tmp_path / "study.yaml"
+    spec.write_text(yaml.safe_dump(FIRST))
+    script = tmp_path / "job.sbatch"
+    assert main(["slurm", str(spec), "--storage", "s3://bucket/gloss", "--out", str(script)]) == 0
+    (tmp_path / "bin").rename(tmp_path / "bin-first")
+    (tmp_path / "calls").unlink()
+    done, calls = run_filled_script(tmp_path, script, tmp_path / "absent")
+    assert done.returncode == 2 and "no Ray token at" in done.stderr and calls == ""
+
+
+def test_gloss_slurm_refuses_tmp_storage_for_several_nodes(tmp_path, capsys):
+    spec = tmp_path / "study.yaml"
+    spec.write_text(yaml.safe_dump(FIRST))
+    script = tmp_path / "job.sbatch"
+    assert main(["slurm", str(spec), "--storage", "/tmp/results", "--out", str(script)]) == 2
+    assert "--storage /tmp/results" in capsys.readouterr().err and not script.exists()
