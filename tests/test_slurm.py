@@ -92,23 +92,25 @@ class Slurm:
 
     def submit(self, spec: dict, *gloss_args: str) -> int:
         """`sbatch cluster/slurm.sbatch SPEC STORAGE ARGS` on one node of 2 CPUs, no GPU."""
+        size = ["--nodes=1", "--cpus-per-task=2", "--gpus-per-node=0"]
+        return self.sbatch(*size, str(TEMPLATE), str(self.spec(spec)), str(self.storage), *gloss_args)
+
+    def submit_filled(self, spec: dict) -> int:
+        """The script `gloss slurm` fills for a job of one node of 2 CPUs, submitted as it is."""
+        script = self.folder / f"{spec['name']}.sbatch"
+        size = ["--nodes", "1", "--cpus-per-task", "2", "--gpus-per-node", "0"]
+        args = ["slurm", str(self.spec(spec)), "--storage", str(self.storage), *size, "--out", str(script)]
+        assert main(args) == 0
+        return self.sbatch(str(script))
+
+    def spec(self, spec: dict) -> Path:
         path = self.folder / f"{spec['name']}.yaml"
         path.write_text(yaml.safe_dump(spec))
-        output = self.run(
-            "sbatch",
-            "--parsable",
-            "--nodes=1",
-            "--cpus-per-task=2",
-            "--gpus-per-node=0",
-            f"--output={self.folder}/job-%j.log",
-            f"--chdir={REPO}",
-            str(TEMPLATE),
-            str(path),
-            str(self.storage),
-            "--no-report",
-            *gloss_args,
-        )
-        return int(output.strip().split(";")[0])
+        return path
+
+    def sbatch(self, *args: str) -> int:
+        where = [f"--output={self.folder}/job-%j.log", f"--chdir={REPO}"]
+        return int(self.run("sbatch", "--parsable", *where, *args).strip().split(";")[0])
 
     @property
     def storage(self) -> Path:
@@ -236,8 +238,8 @@ def slurm(data_dir) -> Iterator[Slurm]:
 
 
 @on_slurm
-def test_a_submitted_study_completes_with_every_trials_records(slurm):
-    job = slurm.submit(FIRST)
+def test_a_study_submitted_by_gloss_slurm_completes_with_every_trials_records_and_its_report(slurm):
+    job = slurm.submit_filled(FIRST)
     assert slurm.wait_done(job, 300) == "COMPLETED 0:0", slurm.log(job)
     study = slurm.storage / FIRST["name"]
     trials = records(study)
@@ -246,19 +248,20 @@ def test_a_submitted_study_completes_with_every_trials_records(slurm):
     for rows in trials.values():
         assert [row["epoch"] for row in rows if "epoch" in row][-1] == 2
     assert "all 1 Ray nodes joined" in slurm.log(job)
+    assert (study / "report" / "report.html").is_file(), slurm.log(job)
 
 
 @on_slurm
 def test_a_cancelled_study_is_finished_by_resubmitting_with_resume(slurm):
     study = slurm.storage / CANCELLED["name"]
-    job = slurm.submit(CANCELLED, "--max-concurrent", "1")
+    job = slurm.submit(CANCELLED, "--no-report", "--max-concurrent", "1")
     wait_for(lambda: len(finished_trials(study)) >= 2, 300, f"two finished trials: {slurm.log(job)}")
     slurm.run("scancel", str(job))
     assert slurm.wait_done(job, 120).startswith("CANCELLED")
     before = finished_trials(study)
     assert 2 <= len(before) < 6, "the cancel came after the study ended"
 
-    resumed = slurm.submit(CANCELLED, "--max-concurrent", "1", "--resume")
+    resumed = slurm.submit(CANCELLED, "--no-report", "--max-concurrent", "1", "--resume")
     assert slurm.wait_done(resumed, 300) == "COMPLETED 0:0", slurm.log(resumed)
     after = finished_trials(study)
     assert len(after) == 6, slurm.log(resumed)
