@@ -14,7 +14,7 @@ export TOKENIZERS_PARALLELISM ?= false
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup test test-all test-cluster demo lint clean chromium
+.PHONY: setup test test-all test-cluster demo lint clean chromium slurm
 
 setup: $(STAMP)
 
@@ -43,9 +43,14 @@ test: $(STAMP) chromium
 test-all: $(STAMP) chromium
 	$(BIN)/python -m pytest -q -m ""
 
-# Multi-node clusters in network namespaces (needs root: ip netns, unshare, nsenter) and chaos at
-# scale: minutes each, run by CI after `make test`.
-test-cluster: $(STAMP)
+# The SLURM test runs a one-node SLURM cluster on localhost (Debian's packages, installed when missing).
+slurm:
+	@command -v slurmctld >/dev/null 2>&1 || [ -x /usr/sbin/slurmctld ] || \
+	  ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq slurm-wlm munge)
+
+# Multi-node clusters in network namespaces (needs root: ip netns, unshare, nsenter), SLURM on
+# localhost and chaos at scale: minutes each, run by CI after `make test`.
+test-cluster: $(STAMP) slurm
 	$(BIN)/python -m pytest -q -m "cluster or chaos"
 
 demo: $(STAMP)

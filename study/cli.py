@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     presets.set_defaults(handler=show_presets)
     add_data(commands)
     add_analyze(commands)
+    add_slurm(commands)
     return parser
 
 
@@ -75,6 +76,44 @@ def add_analyze(commands) -> None:
     analyze.add_argument("--summary", action="store_true", help="print the headline table only")
     analyze.add_argument("--baseline", default="ce", help="the loss others are tested against")
     analyze.set_defaults(handler=analyze_command)
+
+
+def add_slurm(commands) -> None:
+    slurm = commands.add_parser("slurm", help="write (and submit) a SLURM job that runs a study")
+    slurm.add_argument("spec", metavar="SPEC_OR_PRESET")
+    slurm.add_argument("--storage", help="a folder every node shares, or a URI (default: the spec's)")
+    slurm.add_argument("--nodes", type=int, help="nodes of the job (template: 2)")
+    slurm.add_argument("--cpus-per-task", type=int, help="CPUs per node (template: 8)")
+    slurm.add_argument("--gpus-per-node", type=int, help="GPUs per node (template: 1)")
+    slurm.add_argument("--time", help="the job's time limit, e.g. 2-00:00:00 (template: 24:00:00)")
+    slurm.add_argument("--resume", action="store_true", help="continue an interrupted study")
+    slurm.add_argument("--max-concurrent", type=int, metavar="N", help="at most N trials at once")
+    slurm.add_argument("--out", type=Path, help="the script to write (default gloss-NAME.sbatch)")
+    slurm.add_argument("--submit", action="store_true", help="hand the script to sbatch")
+    slurm.set_defaults(handler=slurm_command)
+
+
+def slurm_command(args: argparse.Namespace) -> int:
+    """Check the spec and the storage here, before the job waits in the queue, then write the
+    filled cluster/slurm.sbatch and, with --submit, submit it."""
+    from study.slurm import Job, shared_storage, submit, write_script
+
+    spec = load_spec(args.spec, [])
+    gloss_args = ["--resume"] if args.resume else []
+    if args.max_concurrent is not None:
+        gloss_args += ["--max-concurrent", str(args.max_concurrent)]
+    job = Job(
+        spec=str(Path(args.spec).resolve()) if Path(args.spec).is_file() else args.spec,
+        storage=shared_storage(args.storage or spec.storage, args.nodes),
+        gloss_args=tuple(gloss_args),
+        nodes=args.nodes,
+        cpus_per_task=args.cpus_per_task,
+        gpus_per_node=args.gpus_per_node,
+        time=args.time,
+    )
+    script = write_script(job, args.out or Path(f"gloss-{spec.name}.sbatch"))
+    print(f"wrote {script}; submit it with: sbatch {script}" if not args.submit else submit(script))
+    return 0
 
 
 def load_spec(name: str, overrides: list[str]):
