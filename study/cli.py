@@ -4,6 +4,8 @@ Heavy modules (Ray, torch) are imported inside the handlers that need them, so `
 and `gloss data list` start at once."""
 
 import argparse
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -11,8 +13,11 @@ from trainables.errors import GlossError
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; a user's mistake prints one line and exits with status 2."""
+    """Entry point; a user's mistake prints one line and exits with status 2. SIGTERM (`scancel`,
+    a job's time limit, `kill`) stops like Ctrl-C: Tune saves its state and the lease is released,
+    so a resubmitted job resumes at once."""
     args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
     try:
         return args.handler(args)
     except GlossError as error:
