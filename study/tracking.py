@@ -85,14 +85,22 @@ def mlflow_tracking_uri(root: str) -> str:
 
 def mlflow_callback(spec: StudySpec, phase: str, root: str) -> Any:
     """Tune's MLflow logger: one experiment per study, one run per trial with the trial's
-    configuration as parameters, every epoch's metrics as history, and its identity as tags."""
+    configuration as parameters, every epoch's metrics as history (step = epoch), and its identity
+    (study, dataset, loss, seed, phase) and folder name as tags."""
     from ray.air.integrations.mlflow import MLflowLoggerCallback
 
+    from study.launch import trial_folder_name
+
     class IdentifiedMLflowLogger(MLflowLoggerCallback):
-        """Tags each trial's run with its identity (the callback's tags are otherwise shared)."""
+        """Tags each trial's run with its identity and folder (the callback's tags are otherwise
+        shared by all runs)."""
 
         def log_trial_start(self, trial) -> None:
-            self.tags = {**(self.tags or {}), **identity(trial.config)}
+            self.tags = {
+                **(self.tags or {}),
+                **identity(trial.config),
+                "trial_folder": trial_folder_name(trial),
+            }
             super().log_trial_start(trial)
 
     return IdentifiedMLflowLogger(tracking_uri=mlflow_tracking_uri(root), experiment_name=spec.name)
@@ -131,4 +139,4 @@ def wandb_credentials() -> bool:
         return True
     import wandb
 
-    return bool(getattr(wandb.api, "api_key", None))
+    return wandb.login(prompt=False, verify=False)  # finds a stored key; contacts no server

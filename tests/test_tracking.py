@@ -63,6 +63,15 @@ def test_mlflow_on_a_uri_storage_needs_a_tracking_uri(tmp_path, capsys, monkeypa
     assert code == 2 and "set MLFLOW_TRACKING_URI" in err and len(err.strip().splitlines()) == 1
 
 
+def test_wandb_without_a_key_or_offline_mode_is_refused(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("wandb", reason="the tracking extra (wandb) is not installed")
+    for name in ("WANDB_MODE", "WANDB_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc from `wandb login`
+    code, err = run_dry(tmp_path, capsys, "--tracking", "wandb", "--storage", str(tmp_path))
+    assert code == 2 and "WANDB_MODE=offline" in err and len(err.strip().splitlines()) == 1
+
+
 def test_no_tracker_is_imported_unless_asked():
     """Building a run's callbacks without trackers imports none of their packages (nor does Ray)."""
     code = """
@@ -121,6 +130,7 @@ def test_mlflow_has_one_run_per_trial_with_tags_params_and_every_epoch(tracked_s
     assert len(runs) == TRIALS
     identities = {(r.data.tags["dataset"], r.data.tags["loss"], r.data.tags["seed"]) for r in runs}
     assert identities == {("r8", loss, seed) for loss in ("ce", "gloss") for seed in ("0", "1")}
+    assert {r.data.tags["trial_folder"] for r in runs} == {p.name for p in trial_folders(tracked_study)}
     for run in runs:
         assert run.data.tags["phase"] == "grid" and run.data.tags["study"] == "tiny-tracked"
         assert run.data.params["loss"] == run.data.tags["loss"] and run.data.params["lr"] == "0.001"
