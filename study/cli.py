@@ -4,6 +4,7 @@ Heavy modules (Ray, torch) are imported inside the handlers that need them, so `
 and `gloss data list` start at once."""
 
 import argparse
+import dataclasses
 import os
 import signal
 import sys
@@ -54,6 +55,11 @@ def add_run(commands) -> None:
     run.add_argument("--dry-run", action="store_true", help="print trials and resources, run nothing")
     run.add_argument("--max-concurrent", type=int, metavar="N", help="at most N trials at once")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a spec key")
+    run.add_argument(
+        "--tracking",
+        metavar="NAME[,NAME]",
+        help="trackers: tensorboard, mlflow, wandb; none (overrides the spec)",
+    )
     run.add_argument("--dashboard", action="store_true", help="start Ray's dashboard on 127.0.0.1")
     run.add_argument("--no-report", action="store_true", help="end with the summary table, no HTML report")
     run.set_defaults(handler=run_command)
@@ -140,15 +146,19 @@ def run_command(args: argparse.Namespace) -> int:
     from study.lease import study_lease
     from study.plan import check_inputs, phases, with_data_dir
     from study.storage_check import check_writable
+    from study.tracking import check_trackers, parse_tracking_flag
 
     if args.max_concurrent is not None and args.max_concurrent < 1:
         raise GlossError(f"--max-concurrent {args.max_concurrent}: give a number of trials >= 1.")
     data_dir = str(Path(args.data_dir).expanduser().resolve()) if args.data_dir else None
     spec = with_data_dir(load_spec(args.spec, args.set), data_dir)
+    if args.tracking is not None:
+        spec = dataclasses.replace(spec, tracking=parse_tracking_flag(args.tracking))
     storage = args.storage or spec.storage
     plan = phases(spec)
     check_inputs(spec, dry_run=args.dry_run)
     root = storage_root(storage, spec.name)
+    check_trackers(spec.tracking, root)
     if args.dry_run:
         print_plan(spec, plan, root)
         return 0

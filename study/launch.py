@@ -50,6 +50,7 @@ def run_phase(spec: StudySpec, phase: Phase, options: RunOptions, root: str):
 
     from study.checkpoints import checkpoint_settings
     from study.progress import Progress
+    from study.tracking import tracker_callbacks
     from trainables.trainable import train_trial
 
     trainable = tune.with_resources(train_trial, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
@@ -88,6 +89,7 @@ def run_phase(spec: StudySpec, phase: Phase, options: RunOptions, root: str):
                     CSVLoggerCallback(),
                     Progress(phase.name, phase.trials),
                     *checkpoint_callbacks,
+                    *tracker_callbacks(spec, phase.name, root),
                 ],
                 verbose=0,
             ),

@@ -10,6 +10,7 @@ from trainables.errors import ConfigError
 from trainables.typed import from_mapping, join_path
 
 Kind = Literal["grid", "search", "protocol", "ablation"]
+Tracker = Literal["tensorboard", "mlflow", "wandb"]
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,9 @@ class StudySpec:
     checkpoint: CheckpointPolicy = field(default_factory=CheckpointPolicy)
     search: SearchSettings = field(default_factory=SearchSettings)
     ablation: AblationSettings = field(default_factory=AblationSettings)
+    tracking: tuple[Tracker, ...] = ()
+    """Experiment trackers fed through Ray Tune's logger callbacks (study/tracking.py);
+    `gloss run --tracking` overrides it."""
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -130,6 +134,8 @@ class StudySpec:
                 raise ConfigError(f"{key}: the list is empty; give at least one.")
             if len(set(values)) != len(values):
                 raise ConfigError(f"{key}: {list(values)} repeats an entry; list each once.")
+        if len(set(self.tracking)) != len(self.tracking):
+            raise ConfigError(f"tracking: {list(self.tracking)} repeats an entry; list each once.")
         if any(seed < 0 for seed in self.seeds):
             raise ConfigError(f"seeds: {list(self.seeds)} holds a negative seed; seeds are integers >= 0.")
         if self.max_failures < 0:

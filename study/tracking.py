@@ -1,0 +1,142 @@
+"""Experiment trackers (TensorBoard, MLflow, W&B) through Ray Tune's own logger callbacks.
+
+Each tracker's package is imported only inside its function, so a study that asks for none
+imports none of them; a requested tracker whose package is missing is refused before any trial."""
+
+import importlib.util
+import os
+import typing
+from typing import Any
+
+from analysis.storage import is_uri, local_path
+from study.spec import StudySpec, Tracker
+from trainables.errors import ConfigError, GlossError
+from trainables.typed import suggest
+
+TRACKERS: tuple[str, ...] = typing.get_args(Tracker)
+# The module each tracker needs, and the pip package that provides it.
+PACKAGES = {
+    "tensorboard": ("tensorboardX", "tensorboardX"),
+    "mlflow": ("mlflow", "mlflow-skinny"),
+    "wandb": ("wandb", "wandb"),
+}
+IDENTITY = ("study", "dataset", "loss", "seed", "phase")
+OFFLINE_MODES = ("offline", "disabled", "dryrun")
+
+
+def parse_tracking_flag(value: str) -> tuple[str, ...]:
+    """`--tracking mlflow,wandb` as a tuple of tracker names; `none` or '' turns the spec's off."""
+    names = tuple(name.strip() for name in value.split(",") if name.strip())
+    if names in ((), ("none",)):
+        return ()
+    for name in names:
+        if name not in TRACKERS:
+            raise ConfigError(
+                f"--tracking {value}: '{name}' is not a tracker; choose from {', '.join(TRACKERS)} "
+                f"(comma-separated){suggest(name, TRACKERS)}."
+            )
+    return tuple(dict.fromkeys(names))
+
+
+def check_trackers(trackers: tuple[str, ...], root: str) -> None:
+    """Refuse, before any trial, a tracker whose package is missing or whose destination is unset."""
+    for name in trackers:
+        module, package = PACKAGES[name]
+        if importlib.util.find_spec(module) is None:
+            raise GlossError(
+                f"tracking: {name} needs the {package} package; install it with "
+                f"pip install 'gloss-study[tracking]' (or pip install {package})."
+            )
+    if "mlflow" in trackers and is_uri(root) and not os.environ.get("MLFLOW_TRACKING_URI"):
+        raise GlossError(
+            f"tracking: mlflow with storage {root} needs a tracking server; set MLFLOW_TRACKING_URI "
+            "(e.g. http://host:5000)."
+        )
+    if "wandb" in trackers and not wandb_credentials():
+        raise GlossError(
+            "tracking: wandb found no API key; set WANDB_API_KEY (or run `wandb login`), or set "
+            "WANDB_MODE=offline to write runs locally."
+        )
+
+
+def tracker_callbacks(spec: StudySpec, phase: str, root: str) -> list[Any]:
+    """Ray Tune logger callbacks for the spec's trackers, in the order given."""
+    build = {"tensorboard": tensorboard_callback, "mlflow": mlflow_callback, "wandb": wandb_callback}
+    return [build[name](spec, phase, root) for name in spec.tracking]
+
+
+def tensorboard_callback(spec: StudySpec, phase: str, root: str) -> Any:
+    """Tune's TensorBoardX logger: event files inside each trial's folder, one scalar per metric
+    (`ray/tune/<metric>`) per epoch."""
+    from ray.tune.logger import TBXLoggerCallback
+
+    return TBXLoggerCallback()
+
+
+def mlflow_tracking_uri(root: str) -> str:
+    """MLFLOW_TRACKING_URI when set, else a SQLite database in the study's folder (MLflow refuses
+    a plain folder store)."""
+    if uri := os.environ.get("MLFLOW_TRACKING_URI"):
+        return uri
+    folder = local_path(root)
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'mlflow.db'}"
+
+
+def mlflow_callback(spec: StudySpec, phase: str, root: str) -> Any:
+    """Tune's MLflow logger: one experiment per study, one run per trial with the trial's
+    configuration as parameters, every epoch's metrics as history (step = epoch), and its identity
+    (study, dataset, loss, seed, phase) and folder name as tags."""
+    from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+    from study.launch import trial_folder_name
+
+    class IdentifiedMLflowLogger(MLflowLoggerCallback):
+        """Tags each trial's run with its identity and folder (the callback's tags are otherwise
+        shared by all runs)."""
+
+        def log_trial_start(self, trial) -> None:
+            self.tags = {
+                **(self.tags or {}),
+                **identity(trial.config),
+                "trial_folder": trial_folder_name(trial),
+            }
+            super().log_trial_start(trial)
+
+    return IdentifiedMLflowLogger(tracking_uri=mlflow_tracking_uri(root), experiment_name=spec.name)
+
+
+def wandb_callback(spec: StudySpec, phase: str, root: str) -> Any:
+    """Tune's W&B logger: project = WANDB_PROJECT or the study's name, group = phase, run name =
+    the trial's folder name, the trial's configuration (identity included) as the run's config.
+    WANDB_MODE is passed on as the user set it (offline runs land in <trial folder>/wandb/)."""
+    from ray.air.integrations.wandb import WandbLoggerCallback
+
+    from study.launch import trial_folder_name
+
+    class NamedWandbLogger(WandbLoggerCallback):
+        """Names each trial's run after its folder (the callback's kwargs go to wandb.init)."""
+
+        def log_trial_start(self, trial) -> None:
+            self.kwargs["name"] = trial_folder_name(trial)
+            super().log_trial_start(trial)
+
+    return NamedWandbLogger(
+        project=os.environ.get("WANDB_PROJECT") or spec.name,
+        group=phase,
+        mode=os.environ.get("WANDB_MODE"),
+    )
+
+
+def identity(config: dict[str, Any]) -> dict[str, str]:
+    """A trial's identity as string tags."""
+    return {key: str(config[key]) for key in IDENTITY if key in config}
+
+
+def wandb_credentials() -> bool:
+    """True when W&B may run: offline or disabled mode, an API key, or a `wandb login`."""
+    if os.environ.get("WANDB_MODE") in OFFLINE_MODES or os.environ.get("WANDB_API_KEY"):
+        return True
+    import wandb
+
+    return wandb.login(prompt=False, verify=False)  # finds a stored key; contacts no server
