@@ -117,6 +117,7 @@ def run_and_report(args: argparse.Namespace, spec, storage: str, root: str) -> i
     """Connect to Ray, check the cluster, run every phase, then summarise and report."""
     from study.gpu_check import check_gpus
     from study.launch import RunOptions, run_study, warm_caches
+    from study.provenance import write_provenance
     from study.ray_session import connect
     from study.storage_check import check_nodes_share
 
@@ -126,6 +127,7 @@ def run_and_report(args: argparse.Namespace, spec, storage: str, root: str) -> i
         warm_caches(spec)
     else:
         check_nodes_share(root)
+    write_provenance(root, spec)
     paths = run_study(spec, RunOptions(storage, args.resume, args.max_concurrent))
     failed = print_summary(paths)
     if not args.no_report:
