@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     presets.set_defaults(handler=show_presets)
     add_data(commands)
     add_analyze(commands)
+    add_status(commands)
     return parser
 
 
@@ -75,6 +76,22 @@ def add_analyze(commands) -> None:
     analyze.add_argument("--summary", action="store_true", help="print the headline table only")
     analyze.add_argument("--baseline", default="ce", help="the loss others are tested against")
     analyze.set_defaults(handler=analyze_command)
+
+
+def add_status(commands) -> None:
+    status = commands.add_parser("status", help="a study's progress, best scores and what --resume reruns")
+    status.add_argument("study", metavar="STUDY_DIR_OR_URI")
+    status.set_defaults(handler=status_command)
+
+
+def status_command(args: argparse.Namespace) -> int:
+    """Print the study's status from its storage alone (no Ray connection)."""
+    from analysis.storage import is_uri
+    from study.status import render, study_status
+
+    check_study(args.study)
+    print(render(study_status(args.study if is_uri(args.study) else str(Path(args.study).expanduser()))))
+    return 0
 
 
 def load_spec(name: str, overrides: list[str]):
