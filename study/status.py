@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from analysis.load import load_runs
+from analysis.load import RECORD_FILES, load_runs
 from analysis.select import FINISHED, final_results
-from analysis.storage import exists, files_under, join, read_bytes
+from analysis.storage import files_under, join, read_bytes
 from study.lease import STALE_AFTER_S, read_lease
 from study.provenance import PROVENANCE_FILE
 from study.searchers import METRIC
@@ -65,27 +65,28 @@ class StudyStatus:
     best: pd.DataFrame | None = None
 
 
-def tune_statuses(phase_folder: str) -> dict[str, str] | None:
+def tune_statuses(root: str, phase: str, files: list[str]) -> dict[str, str] | None:
     """{trial id: Tune status} from the newest experiment state of the phase, or None without one.
     Each trial is a JSON text whose status and trial_id fields are plain (Trial.get_json_state)."""
     names = [
         name
-        for name, _ in files_under(phase_folder)
-        if "/" not in name and name.startswith(STATE_PREFIX) and name.endswith(STATE_SUFFIX)
+        for name in files
+        if name.count("/") == 1 and name.startswith(f"{phase}/{STATE_PREFIX}") and name.endswith(STATE_SUFFIX)
     ]
     if not names:
         return None
-    state = json.loads(read_bytes(join(phase_folder, max(names))))
+    state = json.loads(read_bytes(join(root, max(names))))
     trials = [json.loads(trial_json) for trial_json, _ in state["trial_data"]]
     return {trial["trial_id"]: trial["status"] for trial in trials}
 
 
-def planned_phases(root: str) -> list[tuple[str, int | None]]:
+def planned_phases(root: str, files: list[str]) -> list[tuple[str, int | None]]:
     """(phase, trial count) as study.json recorded them, else the phase folders found."""
-    location = join(root, PROVENANCE_FILE)
-    if exists(location):
-        return [(p["name"], p["trials"]) for p in json.loads(read_bytes(location))["phases"]]
-    folders = sorted({name.split("/", 1)[0] for name, _ in files_under(root) if "/" in name})
+    if PROVENANCE_FILE in files:
+        return [
+            (p["name"], p["trials"]) for p in json.loads(read_bytes(join(root, PROVENANCE_FILE)))["phases"]
+        ]
+    folders = sorted({name.split("/", 1)[0] for name in files if "/" in name})
     return [(name, None) for name in folders if name in ("grid", "search", "ablation", "final")]
 
 
@@ -95,15 +96,14 @@ def study_status(root: str, now: float | None = None) -> StudyStatus:
     lease = read_lease(root)
     alive = lease is not None and lease.alive(now, STALE_AFTER_S)
     status = StudyStatus(root, lease.describe(now) if alive else None)
-    try:
+    files = [name for name, _ in files_under(root)]
+    runs, final = pd.DataFrame(columns=["phase"]), pd.DataFrame(columns=["phase", "outcome"])
+    if any(name.rsplit("/", 1)[-1] in RECORD_FILES for name in files):
         runs = load_runs(root)
         final = final_results(runs)
-    except FileNotFoundError:
-        final, runs = pd.DataFrame(columns=["phase", "outcome"]), pd.DataFrame()
-    for name, total in planned_phases(root):
-        tune = tune_statuses(join(root, name))
-        trials = final[final["phase"] == name] if "phase" in final else final.iloc[0:0]
-        phase_runs = runs[runs["phase"] == name] if "phase" in runs else runs.iloc[0:0]
+    for name, total in planned_phases(root, files):
+        tune = tune_statuses(root, name, files)
+        trials, phase_runs = final[final["phase"] == name], runs[runs["phase"] == name]
         status.phases.append(phase_status(name, total, trials, phase_runs, tune, alive))
     status.best = best_scores(runs)
     return status
