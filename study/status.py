@@ -157,7 +157,8 @@ def best_scores(runs: pd.DataFrame) -> pd.DataFrame | None:
     """The best validation score so far per dataset and loss, with the phase and seed holding it."""
     if not len(runs) or METRIC not in runs:
         return None
-    scored = runs[runs[METRIC].map(lambda v: isinstance(v, int | float) and math.isfinite(v))]
+    scores = pd.to_numeric(runs[METRIC], errors="coerce")
+    scored = runs[scores.map(math.isfinite)].assign(**{METRIC: scores})
     if not len(scored):
         return None
     top = scored.loc[scored.groupby(["dataset", "loss"])[METRIC].idxmax()]
@@ -193,7 +194,9 @@ def render(status: StudyStatus) -> str:
         for _, row in status.best.iterrows():
             where = ", ".join(f"{c} {row[c]}" for c in ("phase", "seed", "epoch") if c in row)
             lines.append(f"  {row['dataset']:<8} {row['loss']:<12} {row[METRIC]:.4f} ({where})")
+    to_run = any(p.running or p.interrupted or p.pending or not p.started for p in status.phases)
     estimate = f"about {clock(left)} left" + (" for the phases started" if unknown else "")
+    estimate = estimate if to_run else "nothing left to run"
     lines.append(f"time: {clock(spent)} spent, {estimate}")
     if status.driver:
         lines.append("--resume: a driver holds the study; `gloss run --resume` is refused while it runs")

@@ -6,10 +6,13 @@ import re
 import signal
 from pathlib import Path
 
+import pytest
 import yaml
 
+from analysis.storage import upload_folder
 from study.cli import main
 from tests.processes import finished_trials, records, start_gloss, wait_for
+from tests.s3_server import s3_server
 
 TRAINING = {"train_size": 120, "eval_size": 60, "max_length": 32, "epochs": 6, "patience": None}
 GRID = {
@@ -30,7 +33,7 @@ COUNTS = re.compile(
 )
 
 
-def status(study: Path, capsys) -> tuple[str, dict[str, int]]:
+def status(study: Path | str, capsys) -> tuple[str, dict[str, int]]:
     """`gloss status` of the study: its text and the grid's counts."""
     assert main(["status", str(study)]) == 0
     out = capsys.readouterr().out
@@ -94,9 +97,16 @@ def test_status_while_running_after_a_kill_and_when_finished(tmp_path, data_dir,
     assert resumed.wait(timeout=400) == 0, (tmp_path / "second.log").read_text()[-3000:]
     out, counts = status(study, capsys)
     assert counts == {**counts, "done": 4, "total": 4, "running": 0, "interrupted": 0, "pending": 0}
-    assert "--resume would rerun nothing" in out
+    assert "--resume would rerun nothing" in out and "nothing left to run" in out
     for loss, score in best_by_loss(study).items():
         assert re.search(rf"^  r8\s+{loss}\s+{score:.4f} ", out, re.MULTILINE), (loss, out)
+
+    with s3_server(tmp_path / "moto.log") as server, pytest.MonkeyPatch.context() as patch:
+        for name, value in server.env.items():
+            patch.setenv(name, value)
+        upload_folder(study, server.uri("copy", "watched"))
+        from_bucket, _ = status(server.uri("copy", "watched"), capsys)
+    assert from_bucket.splitlines()[1:] == out.splitlines()[1:], "the bucket's copy reads the same"
 
     provenance = json.loads((study / "study.json").read_text())
     assert provenance["spec"]["name"] == "watched" and provenance["phases"] == [{"name": "grid", "trials": 4}]
