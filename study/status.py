@@ -18,6 +18,7 @@ from analysis.load import RECORD_FILES, load_runs
 from analysis.select import FINISHED, final_results
 from analysis.storage import files_under, join, read_bytes
 from study.lease import STALE_AFTER_S, read_lease
+from study.progress import clock
 from study.provenance import PROVENANCE_FILE
 from study.searchers import METRIC
 
@@ -117,7 +118,10 @@ def phase_status(
     tune = tune or {}
     seen_ids = set()
     for _, trial in trials.iterrows():
-        trial_id = str(trial.get("trial_id") or str(trial["trial_dir"]).rsplit("-", 1)[-1])
+        # <dataset>-<loss>-s<seed>-<trial id> (launch.trial_folder_name); a trial that failed
+        # before its first report has no record to name its id.
+        recorded = trial.get("trial_id")
+        trial_id = recorded if isinstance(recorded, str) else str(trial["trial_dir"]).rsplit("-", 1)[-1]
         seen_ids.add(trial_id)
         kind = classify(trial["outcome"], tune.get(trial_id))
         if kind == "unfinished":
@@ -164,11 +168,6 @@ def best_scores(runs: pd.DataFrame) -> pd.DataFrame | None:
     top = scored.loc[scored.groupby(["dataset", "loss"])[METRIC].idxmax()]
     columns = [c for c in ("dataset", "loss", METRIC, "monitor", "phase", "seed", "epoch") if c in top]
     return top[columns].reset_index(drop=True)
-
-
-def clock(seconds: float) -> str:
-    seconds = int(seconds)
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
 def render(status: StudyStatus) -> str:
