@@ -3,6 +3,7 @@ LaTeX) and a self-contained HTML report (figures embedded, nothing loaded from t
 
 import base64
 import html
+import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +12,7 @@ import pandas as pd
 
 from analysis.curves import convergence_summary, curves, search_history, trial_convergence
 from analysis.files import write_text
-from analysis.load import load_runs, saved_test_embeddings
+from analysis.load import load_runs, parent, saved_test_embeddings
 from analysis.paper import paper_table
 from analysis.plots import (
     ablation_figure,
@@ -23,7 +24,7 @@ from analysis.plots import (
 )
 from analysis.select import comparison_trials, final_results, finished
 from analysis.stats import compare, seed_summary
-from analysis.storage import is_uri, join, upload_folder
+from analysis.storage import exists, is_uri, join, read_bytes, upload_folder
 from analysis.summary import outcome_note
 from analysis.tables import results_table
 
@@ -113,7 +114,42 @@ def build_report(
     optional_sections(report, runs, final, metric)
     report.heading("Statistical protocol")
     report.text(PROTOCOL.format(baseline=html.escape(baseline), alpha=alpha))
+    provenance_section(report, paths)
     return report.write(title)
+
+
+PROVENANCE_FILE = "study.json"
+
+
+def provenance_section(report: Report, paths: tuple) -> None:
+    """What `gloss run` recorded in each study's study.json: the command, versions, git commit,
+    machine and GPUs (studies run before it was written have none, and no section)."""
+    rows = {}
+    for path in paths:
+        for root in (str(path), parent(str(path))):
+            location = join(root, PROVENANCE_FILE)
+            if root not in rows and exists(location):
+                rows[root] = provenance_row(json.loads(read_bytes(location)))
+                break
+    if rows:
+        report.heading("Provenance")
+        report.table("provenance", pd.DataFrame(rows.values(), index=list(rows)).T)
+
+
+def provenance_row(record: dict) -> dict[str, str]:
+    """One study's provenance as short text fields."""
+    machine = record.get("machine") or {}
+    versions = record.get("versions") or {}
+    return {
+        "study": (record.get("spec") or {}).get("name", ""),
+        "command": " ".join(record.get("command") or []),
+        "written": record.get("written", ""),
+        "git commit": record.get("git_commit") or "none",
+        **{name: str(value or "none") for name, value in versions.items()},
+        "python": record.get("python", ""),
+        "machine": f"{machine.get('hostname')}, {machine.get('cpu')}, {machine.get('cores')} cores",
+        "GPUs": ", ".join(record.get("gpus") or []) or "none",
+    }
 
 
 def overview(report: Report, final: pd.DataFrame) -> None:

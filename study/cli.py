@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_data(commands)
     add_analyze(commands)
     add_slurm(commands)
+    add_status(commands)
     return parser
 
 
@@ -124,6 +125,21 @@ def slurm_command(args: argparse.Namespace) -> int:
     )
     script = write_script(job, args.out or Path(f"gloss-{spec.name}.sbatch"))
     print(f"wrote {script}; submit it with: sbatch {script}" if not args.submit else submit(script))
+
+
+def add_status(commands) -> None:
+    status = commands.add_parser("status", help="a study's progress, best scores and what --resume reruns")
+    status.add_argument("study", metavar="STUDY_DIR_OR_URI")
+    status.set_defaults(handler=status_command)
+
+
+def status_command(args: argparse.Namespace) -> int:
+    """Print the study's status from its storage alone (no Ray connection)."""
+    from analysis.storage import is_uri
+    from study.status import render, study_status
+
+    check_study(args.study)
+    print(render(study_status(args.study if is_uri(args.study) else str(Path(args.study).expanduser()))))
     return 0
 
 
@@ -171,6 +187,7 @@ def run_and_report(args: argparse.Namespace, spec, storage: str, root: str) -> i
     """Connect to Ray, check the cluster, run every phase, then summarise and report."""
     from study.gpu_check import check_gpus
     from study.launch import RunOptions, run_study, warm_caches
+    from study.provenance import write_provenance
     from study.ray_session import connect
     from study.storage_check import check_nodes_share
 
@@ -180,6 +197,7 @@ def run_and_report(args: argparse.Namespace, spec, storage: str, root: str) -> i
         warm_caches(spec)
     else:
         check_nodes_share(root)
+    write_provenance(root, spec)
     paths = run_study(spec, RunOptions(storage, args.resume, args.max_concurrent))
     failed = print_summary(paths)
     if not args.no_report:

@@ -10,6 +10,11 @@ from ray.tune import Callback
 from study.searchers import METRIC
 
 
+def ending(trial) -> str:
+    """How a trial Tune ended without an error counts: diverged as its last record says, else done."""
+    return "diverged" if (trial.last_result or {}).get("status") == "diverged" else "done"
+
+
 def clock(seconds: float) -> str:
     """Seconds as H:MM:SS."""
     seconds = int(seconds)
@@ -17,49 +22,74 @@ def clock(seconds: float) -> str:
 
 
 class Progress(Callback):
-    """Print one status line when a trial ends and at most every `every_s` seconds otherwise."""
+    """Print one status line when a trial ends and at most every `every_s` seconds otherwise.
+
+    Counts as `gloss status` does: done (completed, stopped early, stopped by the scheduler),
+    failed and diverged apart. A trial that ends frees a slot that Tune fills only at a later step,
+    so the line for an ending waits for the next trial to start while any is pending; printed at
+    once, it would show one trial running fewer than train side by side."""
 
     def __init__(self, phase: str, total: int, every_s: float = 30.0) -> None:
         self.phase, self.total, self.every_s = phase, total, every_s
         self.start = self.last_print = time.monotonic()
-        self.ended: dict[str, bool] = {}
+        self.ended: dict[str, str] = {}
+        self.due = False
 
     def on_step_end(self, iteration: int, trials: list, **info) -> None:
         if time.monotonic() - self.last_print >= self.every_s:
             self.report(trials)
 
+    def on_experiment_end(self, trials: list, **info) -> None:
+        if self.due:
+            self.report(trials)
+
+    def on_trial_start(self, iteration: int, trials: list, trial, **info) -> None:
+        if self.due:  # Tune marks the trial RUNNING right after this call
+            self.report(trials, starting=trial.trial_id)
+
     def on_trial_complete(self, iteration: int, trials: list, trial, **info) -> None:
-        self.ended[trial.trial_id] = False
-        self.report(trials)
+        self.ended[trial.trial_id] = ending(trial)
+        self.report_or_wait(trials)
 
     def on_trial_error(self, iteration: int, trials: list, trial, **info) -> None:
-        self.ended[trial.trial_id] = True
-        self.report(trials)
+        self.ended[trial.trial_id] = "failed"
+        self.report_or_wait(trials)
 
-    def report(self, trials: list) -> None:
-        self.last_print = time.monotonic()
-        print(self.line(trials), file=sys.stderr, flush=True)
+    def report_or_wait(self, trials: list) -> None:
+        """Report now, or at the next trial's start when one is pending to take the freed slot."""
+        if any(t.status == "PENDING" for t in trials) or len(trials) < self.total:
+            self.due = True
+        else:
+            self.report(trials)
 
-    def line(self, trials: list) -> str:
-        """The status line for the current trials."""
+    def report(self, trials: list, starting: str | None = None) -> None:
+        self.last_print, self.due = time.monotonic(), False
+        print(self.line(trials, starting), file=sys.stderr, flush=True)
+
+    def line(self, trials: list, starting: str | None = None) -> str:
+        """The status line for the current trials; `starting` is a trial Tune is starting."""
         for trial in trials:
             if trial.status in ("TERMINATED", "ERROR"):
-                self.ended.setdefault(trial.trial_id, trial.status == "ERROR")
-        done, failed = len(self.ended), sum(self.ended.values())
-        running = sum(t.status == "RUNNING" and t.trial_id not in self.ended for t in trials)
+                self.ended.setdefault(trial.trial_id, "failed" if trial.status == "ERROR" else ending(trial))
+        counts = {
+            kind: sum(k == kind for k in self.ended.values()) for kind in ("done", "failed", "diverged")
+        }
+        running = sum(
+            (t.status == "RUNNING" or t.trial_id == starting) and t.trial_id not in self.ended for t in trials
+        )
+        ended = len(self.ended)
         elapsed = time.monotonic() - self.start
         parts = [
             f"[{self.phase} {clock(elapsed)}]",
-            f"{done}/{self.total} done",
+            f"{counts['done']}/{self.total} done",
             f"{running} running",
-            f"{max(self.total - done - running, 0)} pending",
+            f"{max(self.total - ended - running, 0)} pending",
         ]
-        if failed:
-            parts.append(f"{failed} failed")
+        parts += [f"{count} {kind}" for kind, count in counts.items() if kind != "done" and count]
         if best := self.best(trials):
             parts.append(best)
-        if done:
-            parts.append(f"about {clock(elapsed / done * (self.total - done))} left")
+        if ended:
+            parts.append(f"about {clock(elapsed / ended * (self.total - ended))} left")
         return " | ".join(parts)
 
     @staticmethod
