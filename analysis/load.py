@@ -15,7 +15,10 @@ import pandas as pd
 from analysis.files import replaced, write_text
 
 RESULT_FILE, ERROR_FILE, PARAMS_FILE = "result.json", "error.txt", "params.json"
-IDENTITY = ("dataset", "loss", "seed", "model", "fidelity", "study", "phase")
+IDENTITY = ("dataset", "loss", "loss_function", "seed", "model", "fidelity", "study", "phase")
+# Where a trial's config holds each identity field: `loss` is the study's row (config `method`;
+# records older than rows name the registry loss), `loss_function` the registry loss.
+CONFIG_KEYS = {"loss": ("method", "loss"), "loss_function": ("loss",)}
 CACHE_DIR = ".gloss-analysis"
 
 
@@ -70,8 +73,9 @@ def read_trials(folders: list[Path]) -> pd.DataFrame:
         return pd.DataFrame()
     frame = pd.concat([pd.DataFrame(records), pd.DataFrame(facts).iloc[owner].reset_index(drop=True)], axis=1)
     for key in IDENTITY:
-        if f"config/{key}" in frame:
-            frame[key] = frame[key].fillna(frame[f"config/{key}"]) if key in frame else frame[f"config/{key}"]
+        for source in (f"config/{name}" for name in CONFIG_KEYS.get(key, (key,))):
+            if source in frame:
+                frame[key] = frame[key].fillna(frame[source]) if key in frame else frame[source]
     return frame
 
 
