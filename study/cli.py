@@ -43,6 +43,9 @@ def add_run(commands) -> None:
     run.add_argument("--address", help="join a Ray cluster: auto or HOST:PORT (default: local Ray)")
     run.add_argument("--resume", action="store_true", help="continue an interrupted study")
     run.add_argument("--dry-run", action="store_true", help="print trials and resources, run nothing")
+    run.add_argument(
+        "--json", action="store_true", help="with --dry-run: one JSON object per phase, dataset and row"
+    )
     run.add_argument("--max-concurrent", type=int, metavar="N", help="at most N trials at once")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a spec key")
     run.add_argument("--dashboard", action="store_true", help="start Ray's dashboard on 127.0.0.1")
@@ -94,6 +97,8 @@ def run_command(args: argparse.Namespace) -> int:
     from study.ray_session import connect
     from study.storage_check import check_nodes_share, check_writable
 
+    if args.json and not args.dry_run:
+        raise GlossError("--json: it prints the plan of --dry-run; add --dry-run.")
     if args.max_concurrent is not None and args.max_concurrent < 1:
         raise GlossError(f"--max-concurrent {args.max_concurrent}: give a number of trials >= 1.")
     data_dir = str(Path(args.data_dir).expanduser().resolve()) if args.data_dir else None
@@ -103,7 +108,7 @@ def run_command(args: argparse.Namespace) -> int:
     check_inputs(spec, model=not args.dry_run)
     root = storage_root(storage, spec.name)
     if args.dry_run:
-        print_plan(spec, plan, root)
+        print_json(plan) if args.json else print_plan(spec, plan, root)
         return 0
     check_writable(root)
     connect(args.address, dashboard=args.dashboard)
@@ -122,12 +127,26 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def print_plan(spec, plan, root: str) -> None:
+    from study.fairness import shared_conditions
+
     resources = f"{spec.resources.cpu:g} CPU, {spec.resources.gpu:g} GPU per trial"
     print(f"study {spec.name} ({spec.kind}, {spec.fidelity} {spec.model}) -> {root}; {resources}")
+    for line in shared_conditions(spec, plan[-1].groups):
+        print(line)
     for phase in plan:
         print(f"\n{phase.name}: {phase.trials} trials")
         for line in phase.preview:
             print(f"  {line}")
+
+
+def print_json(plan) -> None:
+    """One JSON object per line for each (phase, dataset, row): its seeds, trial count, fixed
+    config and search space."""
+    import json
+
+    for phase in plan:
+        for group in phase.groups:
+            print(json.dumps(group.summary(), default=str))
 
 
 def print_summary(paths: list[str]) -> None:

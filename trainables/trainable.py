@@ -8,7 +8,7 @@ import socket
 import tempfile
 from typing import Any
 
-IDENTITY = ("dataset", "loss", "seed", "model", "fidelity", "study", "phase")
+IDENTITY = ("dataset", "seed", "model", "fidelity", "study", "phase")
 
 
 def train_trial(config: dict[str, Any]) -> None:
@@ -27,6 +27,7 @@ def train_trial(config: dict[str, Any]) -> None:
         with checkpoint.as_directory() as folder:
             trainer.load_state_dict(load_state(folder))
     identity = {name: getattr(trial, name) for name in IDENTITY}
+    identity |= {"loss": trial.method, "loss_function": trial.loss}  # the study's row; the registry loss
     identity |= {
         "node": socket.gethostname(),
         "node_id": _node_id(),
