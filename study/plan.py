@@ -58,10 +58,16 @@ class Phase:
     groups: tuple[Group, ...] = ()
 
 
+ROW_OWNED = {"dataset", "loss", "method", "loss_params", "seed", "study", "phase", "tags"}
+
+
 def base_config(spec: StudySpec, dataset: str, row: str, seed: int, phase: str) -> dict[str, Any]:
     """The trial config of one dataset x row x seed at the spec's fixed settings: `training`, the
     loss's `loss_params`, then the row's own `params`."""
     method = spec.method(row)
+    if taken := sorted(ROW_OWNED & set(method.params)):
+        where = f"losses.{spec.rows.index(row)}.params.{taken[0]}"
+        raise ConfigError(f"{where}: a row cannot set {taken[0]}; the study sets it for every row.")
     base = {
         **spec.training,
         "dataset": dataset,
