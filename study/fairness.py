@@ -20,6 +20,10 @@ GROUPED = {
     "patience": "early_stopping",
     "monitor": "early_stopping",
 }
+FIXES = {
+    "budget": "search every row (remove search.losses)",
+    "lr": "set search.lr once for all rows (or training.lr to fix it)",
+}
 NOT_CONDITIONS = {
     "dataset", "loss", "method", "loss_params", "seed", "study", "phase", "tags",
     "data_dir", "device", "save_embeddings",
@@ -111,8 +115,9 @@ def unfair(name: str, condition: str, values: dict[str, tuple[str, str]]) -> str
     where = values[odd][1] or name
     return (
         f"{where}: row '{odd}' has {name} {values[odd][0]} but row '{peer}' has {name} {values[peer][0]}; "
-        f"every row of a study gets the same {condition}: set it once for all rows, or declare the "
-        f"difference on purpose with `differences: [{condition}]`."
+        f"every row of a study gets the same {condition}: "
+        f"{FIXES.get(name, f'set training.{name} once for all rows')}, or declare the difference on "
+        f"purpose with `differences: [{condition}]`."
     )
 
 

@@ -250,7 +250,8 @@ def lr_distribution(spec: StudySpec, row: str, fixed: set[str]) -> Distribution 
     if "lr" in fixed:
         if spec.search.lr is not None:
             raise ConfigError(
-                f"search.lr: {where_in_spec(spec, row, 'lr')} fixes the learning rate; remove one of them."
+                f"search.lr: {where_in_spec(spec, row, 'lr')} fixes the learning rate; remove one of "
+                "them (search.lr: null keeps the fixed rate)."
             )
         return None
     if spec.search.lr is not None:
