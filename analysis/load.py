@@ -25,7 +25,10 @@ from analysis.storage import files_under, filesystem, is_uri, list_files
 
 RESULT_FILE, ERROR_FILE, PARAMS_FILE = "result.json", "error.txt", "params.json"
 RECORD_FILES = (RESULT_FILE, ERROR_FILE, PARAMS_FILE)
-IDENTITY = ("dataset", "loss", "seed", "model", "fidelity", "study", "phase")
+IDENTITY = ("dataset", "loss", "loss_function", "seed", "model", "fidelity", "study", "phase")
+# Where a trial's config holds each identity field: `loss` is the study's row (config `method`;
+# records older than rows name the registry loss), `loss_function` the registry loss.
+CONFIG_KEYS = {"loss": ("method", "loss"), "loss_function": ("loss",)}
 READ_THREADS = 32
 EMBEDDINGS = re.compile(r"(?P<trial>[^/]+)/checkpoint_[^/]+/test_embeddings\.npz")
 
@@ -117,8 +120,9 @@ def frame_of(trials: list[tuple[list[dict], dict]]) -> pd.DataFrame:
         return pd.DataFrame()
     frame = pd.concat([pd.DataFrame(records), pd.DataFrame(facts).iloc[owner].reset_index(drop=True)], axis=1)
     for key in IDENTITY:
-        if f"config/{key}" in frame:
-            frame[key] = frame[key].fillna(frame[f"config/{key}"]) if key in frame else frame[f"config/{key}"]
+        for source in (f"config/{name}" for name in CONFIG_KEYS.get(key, (key,))):
+            if source in frame:
+                frame[key] = frame[key].fillna(frame[source]) if key in frame else frame[source]
     return frame
 
 

@@ -22,7 +22,7 @@ from analysis.plots import (
     save_figure,
     search_history_figure,
 )
-from analysis.select import comparison_trials, final_results, finished
+from analysis.select import comparison_trials, final_results, finished, unsearched
 from analysis.stats import compare, seed_summary
 from analysis.storage import exists, is_uri, join, read_bytes, upload_folder
 from analysis.summary import outcome_note
@@ -158,8 +158,38 @@ def overview(report: Report, final: pd.DataFrame) -> None:
     counts["restarts"] = final.groupby("phase")["restarts"].sum()
     report.heading("Trials")
     report.table("outcomes", counts)
-    for line in outcome_note(final).splitlines():
-        report.text(html.escape(line), "note")
+    notes = [*outcome_note(final).splitlines(), unsearched_note(final), seed_reuse_note(final)]
+    for note in filter(None, notes):
+        report.text(html.escape(note), "note")
+
+
+def unsearched_note(final: pd.DataFrame) -> str:
+    """Rows the final phase ran at their base configuration, or ''."""
+    rows = final[unsearched(final)][["dataset", "loss"]].drop_duplicates()
+    if rows.empty:
+        return ""
+    names = ", ".join(f"{r.dataset} {r.loss}" for r in rows.itertuples())
+    return (
+        f"Unsearched: {names} ran at the base configuration, because the search finished no trial "
+        "for them or the spec did not search them; they were not tuned like the other rows."
+    )
+
+
+def seed_reuse_note(final: pd.DataFrame) -> str:
+    """When a final run trained on the seed its search trials trained on, or ''."""
+    if "phase" not in final:
+        return ""
+
+    def seeds(phase: str) -> set:
+        return set(map(tuple, final[final["phase"] == phase][["study", "seed"]].values.tolist()))
+
+    reused = sorted({seed for _, seed in seeds("search") & seeds("final")})
+    if not reused:
+        return ""
+    return (
+        f"The search trained on seed {', '.join(map(str, reused))}, which the final runs reuse: "
+        "their scores on that seed favour the configuration the search chose there."
+    )
 
 
 def results_section(report: Report, final: pd.DataFrame, metric: str, baseline: str, alpha: float) -> None:

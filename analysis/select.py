@@ -83,3 +83,11 @@ def comparison_trials(frame: pd.DataFrame) -> pd.DataFrame:
 def finished(final: pd.DataFrame) -> pd.DataFrame:
     """Final results of trials that completed or stopped early on their own."""
     return final[final["outcome"].isin(FINISHED)]
+
+
+def unsearched(frame: pd.DataFrame) -> pd.Series:
+    """Per row, whether the trial ran at its base configuration in a protocol's final phase
+    because its search chose nothing (the `unsearched` tag)."""
+    if "unsearched" not in frame:
+        return pd.Series(False, index=frame.index)
+    return frame["unsearched"].map(lambda value: str(value) == "True")

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from analysis.select import comparison_trials, finished
+from analysis.select import comparison_trials, finished, unsearched
 
 METRIC = "selected_test_macro_f1"
 
@@ -46,13 +46,18 @@ def headline_trials(final: pd.DataFrame) -> pd.DataFrame:
 
 
 def summary_table(final: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
-    """Dataset x loss cells 'mean +- std (n)' of `metric` in percent."""
+    """Dataset x loss cells 'mean +- std (n)' of `metric` in percent; '(n, unsearched)' where the
+    row ran at its base configuration because its search chose nothing."""
     trials = headline_trials(final)
     if trials.empty:
         return pd.DataFrame()
-    stats = trials.groupby(["dataset", "loss"])[metric].agg(["mean", "std", "count"])
+    trials = trials.assign(unsearched=unsearched(trials))
+    stats = trials.groupby(["dataset", "loss"]).agg(
+        mean=(metric, "mean"), std=(metric, "std"), count=(metric, "count"), unsearched=("unsearched", "any")
+    )
     cells = [
-        f"{100 * r['mean']:.2f} ± {100 * (r['std'] if r['count'] > 1 else 0):.2f} ({int(r['count'])})"
+        f"{100 * r['mean']:.2f} ± {100 * (r['std'] if r['count'] > 1 else 0):.2f} "
+        f"({int(r['count'])}{', unsearched' if r['unsearched'] else ''})"
         for _, r in stats.iterrows()
     ]
     return pd.Series(cells, index=stats.index).unstack("loss").fillna("-")

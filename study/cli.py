@@ -54,6 +54,9 @@ def add_run(commands) -> None:
         "--take-over", action="store_true", help="run even if another driver holds the study's lease"
     )
     run.add_argument("--dry-run", action="store_true", help="print trials and resources, run nothing")
+    run.add_argument(
+        "--json", action="store_true", help="with --dry-run: one JSON object per phase, dataset and row"
+    )
     run.add_argument("--max-concurrent", type=int, metavar="N", help="at most N trials at once")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a spec key")
     run.add_argument(
@@ -164,6 +167,8 @@ def run_command(args: argparse.Namespace) -> int:
     from study.storage_check import check_writable
     from study.tracking import check_trackers, parse_tracking_flag
 
+    if args.json and not args.dry_run:
+        raise GlossError("--json: it prints the plan of --dry-run; add --dry-run.")
     if args.max_concurrent is not None and args.max_concurrent < 1:
         raise GlossError(f"--max-concurrent {args.max_concurrent}: give a number of trials >= 1.")
     data_dir = str(Path(args.data_dir).expanduser().resolve()) if args.data_dir else None
@@ -176,7 +181,7 @@ def run_command(args: argparse.Namespace) -> int:
     root = storage_root(storage, spec.name)
     check_trackers(spec.tracking, root)
     if args.dry_run:
-        print_plan(spec, plan, root)
+        print_json(plan) if args.json else print_plan(spec, plan, root)
         return 0
     check_writable(root)
     with study_lease(root, args.take_over):
@@ -208,12 +213,26 @@ def run_and_report(args: argparse.Namespace, spec, storage: str, root: str) -> i
 
 
 def print_plan(spec, plan, root: str) -> None:
+    from study.fairness import shared_conditions
+
     resources = f"{spec.resources.cpu:g} CPU, {spec.resources.gpu:g} GPU per trial"
     print(f"study {spec.name} ({spec.kind}, {spec.fidelity} {spec.model}) -> {root}; {resources}")
+    for line in shared_conditions(spec, plan[-1].groups):
+        print(line)
     for phase in plan:
         print(f"\n{phase.name}: {phase.trials} trials")
         for line in phase.preview:
             print(f"  {line}")
+
+
+def print_json(plan) -> None:
+    """One JSON object per line for each (phase, dataset, row): its seeds, trial count, fixed
+    config and search space."""
+    import json
+
+    for phase in plan:
+        for group in phase.groups:
+            print(json.dumps(group.summary(), default=str))
 
 
 def print_summary(paths: list[str]) -> int:

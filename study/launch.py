@@ -137,14 +137,16 @@ def scheduler(spec: StudySpec):
 
 
 def best_configs(results) -> dict[tuple[str, str], dict[str, Any]]:
-    """Per dataset x loss, the config of the finished search trial with the best validation score."""
+    """Per dataset x row, the config of the search trial with the best validation score among
+    those that completed or stopped early on their own (never a diverged, failed or
+    scheduler-stopped one)."""
     best: dict[tuple[str, str], tuple[float, dict]] = {}
     for result in results:
         metrics = result.metrics or {}
         score = metrics.get(METRIC, math.nan)
         if result.error or metrics.get("status") not in FINISHED_STATUSES or not math.isfinite(score):
             continue
-        key = (result.config["dataset"], result.config["loss"])
+        key = (result.config["dataset"], result.config.get("method") or result.config["loss"])
         if key not in best or score > best[key][0]:
             best[key] = (score, result.config)
     return {key: config for key, (_, config) in best.items()}
@@ -160,7 +162,7 @@ def warm_caches(spec: StudySpec) -> None:
     from trainables.training.prepare import prepare_data
 
     for dataset in spec.datasets:
-        config = TrialConfig.from_dict(base_config(spec, dataset, spec.losses[0], spec.seeds[0], "warm-up"))
+        config = TrialConfig.from_dict(base_config(spec, dataset, spec.rows[0], spec.seeds[0], "warm-up"))
         device = torch.device("cuda" if torch.cuda.is_available() and spec.resources.gpu else "cpu")
         torch.set_num_threads(os.cpu_count() or 1)
         prepare_data(config, device)

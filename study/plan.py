@@ -1,16 +1,49 @@
 """From a spec to phases of trials, and every check that must pass before the first trial."""
 
 import dataclasses
+import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from study.searchers import FixedTrials, GroupedSearch, SearchGroup, merge_params, optuna_searcher
-from study.spaces import search_space
+from study.spaces import LEARNING_RATE, Distribution, parse_distribution, search_space
 from study.spec import StudySpec, where_in_spec
 from trainables.config import TrialConfig
 from trainables.errors import ConfigError
 from trainables.training.seeding import seed_hash
+from trainables.typed import join_path
+
+
+@dataclass(frozen=True)
+class Group:
+    """One (phase, dataset, row) of a plan: the fixed config its trials get, their seeds and
+    count, and the space a search draws from (the final phase's values come from it)."""
+
+    phase: str
+    dataset: str
+    row: str
+    loss_function: str
+    seeds: tuple[int, ...]
+    trials: int
+    config: dict[str, Any]
+    space: dict[str, Distribution] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """The dry run's JSON object for this group; a search's config leaves out what it draws."""
+        searched = set(self.space) if self.phase == "search" else set()
+        config = {key: value for key, value in self.config.items() if key not in searched | {"seed"}}
+        config["loss_params"] = {k: v for k, v in self.config["loss_params"].items() if k not in searched}
+        return {
+            "phase": self.phase,
+            "dataset": self.dataset,
+            "loss": self.row,
+            "loss_function": self.loss_function,
+            "seeds": list(self.seeds),
+            "trials": self.trials,
+            "config": config,
+            "space": {name: d.summary() for name, d in self.space.items()},
+        }
 
 
 @dataclass(frozen=True)
@@ -22,61 +55,103 @@ class Phase:
     searcher: Callable[[], Any]
     preview: tuple[str, ...]
     asha: bool = False
+    groups: tuple[Group, ...] = ()
 
 
-def base_config(spec: StudySpec, dataset: str, loss: str, seed: int, phase: str) -> dict[str, Any]:
-    """The trial config of one dataset x loss x seed at the spec's fixed settings."""
-    return {
+ROW_OWNED = {"dataset", "loss", "method", "loss_params", "seed", "study", "phase", "tags"}
+
+
+def base_config(spec: StudySpec, dataset: str, row: str, seed: int, phase: str) -> dict[str, Any]:
+    """The trial config of one dataset x row x seed at the spec's fixed settings: `training`, the
+    loss's `loss_params`, then the row's own `params`."""
+    method = spec.method(row)
+    if taken := sorted(ROW_OWNED & set(method.params)):
+        where = f"losses.{spec.rows.index(row)}.params.{taken[0]}"
+        raise ConfigError(f"{where}: a row cannot set {taken[0]}; the study sets it for every row.")
+    base = {
         **spec.training,
         "dataset": dataset,
-        "loss": loss,
-        "loss_params": dict(spec.loss_params.get(loss, {})),
+        "loss": method.loss,
+        "method": method.name,
+        "loss_params": dict(spec.loss_params.get(method.loss, {})),
         "seed": seed,
         "model": spec.model,
         "fidelity": spec.fidelity,
         "study": spec.name,
         "phase": phase,
     }
+    try:
+        return merge_params(base, method.params)
+    except ConfigError as error:
+        raise located(spec, base, error) from None
 
 
-def checked(config: dict[str, Any], where: str = "") -> dict[str, Any]:
+def located(spec: StudySpec, config: dict[str, Any], error: ConfigError, where: str = "") -> ConfigError:
+    """A trial-config error restated with the spec key at fault and the (dataset, row)."""
+    key, _, message = str(error).partition(": ")
+    row = config.get("method") or config["loss"]
+    return ConfigError(f"{where or where_in_spec(spec, row, key)} ({config['dataset']}, {row}): {message}")
+
+
+def checked(spec: StudySpec, config: dict[str, Any], where: str = "") -> dict[str, Any]:
     """Validate a trial config now, naming the spec key at fault; returns it with every default
     filled in, so each trial's recorded config is complete."""
     try:
         return TrialConfig.from_dict(config).to_dict()
     except ConfigError as error:
-        key, _, message = str(error).partition(": ")
-        context = f" ({config['dataset']}, {config['loss']})"
-        raise ConfigError(f"{where or where_in_spec(key, config['loss'])}{context}: {message}") from None
+        raise located(spec, config, error, where) from None
 
 
 def describe(config: dict[str, Any]) -> str:
     """A one-line summary of a trial for --dry-run."""
     params = ", ".join(f"{k}={v}" for k, v in config["loss_params"].items())
     tags = "".join(f" {k}={v}" for k, v in config.get("tags", {}).items())
-    return f"{config['dataset']:>8} {config['loss']:<12} seed {config['seed']}{tags}  {params}"
+    return f"{config['dataset']:>8} {config['method']:<14} seed {config['seed']}{tags}  {params}"
 
 
-def fixed_phase(name: str, configs: list[dict[str, Any]]) -> Phase:
+def grouped(name: str, configs: list[dict[str, Any]], spaces: dict[str, dict] | None = None) -> tuple:
+    """Configs that differ only in their seed, as one group each."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for config in configs:
+        key = json.dumps({**config, "seed": None}, sort_keys=True, default=str)
+        groups.setdefault(key, []).append(config)
+    return tuple(
+        Group(
+            name,
+            same[0]["dataset"],
+            same[0]["method"],
+            same[0]["loss"],
+            tuple(c["seed"] for c in same),
+            len(same),
+            same[0],
+            (spaces or {}).get(same[0]["method"], {}),
+        )
+        for same in groups.values()
+    )
+
+
+def fixed_phase(spec: StudySpec, name: str, configs: list[dict[str, Any]]) -> Phase:
     """A phase that runs exactly these configs."""
-    configs = [checked(config) for config in configs]
-    return Phase(name, len(configs), lambda: FixedTrials(configs), tuple(map(describe, configs)))
+    configs = [checked(spec, config) for config in configs]
+    preview = tuple(map(describe, configs))
+    return Phase(name, len(configs), lambda: FixedTrials(configs), preview, groups=grouped(name, configs))
 
 
 def grid_phase(spec: StudySpec) -> Phase:
-    """Every dataset x loss x seed at fixed settings."""
+    """Every dataset x row x seed at fixed settings."""
     configs = [
-        base_config(spec, dataset, loss, seed, "grid")
+        base_config(spec, dataset, row, seed, "grid")
         for dataset in spec.datasets
-        for loss in spec.losses
+        for row in spec.rows
         for seed in spec.seeds
     ]
-    return fixed_phase("grid", configs)
+    return fixed_phase(spec, "grid", configs)
 
 
 def ablation_phase(spec: StudySpec) -> Phase:
-    """One factor at a time around the base config of `ablation.loss`, each level x seeds; a level
-    may be a mapping that sets several parameters at once (alpha with spreading propagation)."""
+    """One factor at a time around the base config of row `ablation.loss`, each level x seeds; a
+    level may be a mapping that sets several parameters at once (alpha with spreading
+    propagation)."""
     if not spec.ablation.factors:
         raise ConfigError(
             "ablation.factors: name at least one factor with its levels, e.g. sigma: [0.1, 0.5]."
@@ -89,79 +164,153 @@ def ablation_phase(spec: StudySpec) -> Phase:
                     base = base_config(spec, dataset, spec.ablation.loss, seed, "ablation")
                     config = merge_params(base, level if isinstance(level, dict) else {factor: level})
                     config["tags"] = {"factor": factor, "level": str(level)}
-                    configs.append(checked(config, f"ablation.factors.{factor}"))
-    return fixed_phase("ablation", configs)
+                    configs.append(checked(spec, config, f"ablation.factors.{factor}"))
+    return fixed_phase(spec, "ablation", configs)
 
 
 def search_phase(spec: StudySpec) -> Phase:
-    """An independent Optuna search per dataset x searched loss, on the first seed."""
+    """An independent Optuna search per dataset x searched row, on the search seed."""
     settings = spec.search
     groups, preview = [], []
     for dataset in spec.datasets:
-        for loss in spec.searched_losses:
-            base = checked(base_config(spec, dataset, loss, spec.seeds[0], "search"))
-            space = checked_space(spec, base)
-            groups.append((base, space, seed_hash(settings.seed, dataset, loss)))
+        for row in spec.searched_losses:
+            base = checked(spec, base_config(spec, dataset, row, spec.search_seed, "search"))
+            space = row_space(spec, row, base)
+            groups.append(
+                Group("search", dataset, row, base["loss"], (spec.search_seed,), settings.trials, base, space)
+            )
             names = ", ".join(space) or "nothing (lr fixed)"
-            preview.append(f"{dataset:>8} {loss:<12} {settings.trials} trials over {names}")
+            preview.append(f"{dataset:>8} {row:<14} {settings.trials} trials over {names}")
 
     def searcher() -> GroupedSearch:
         return GroupedSearch(
             [
                 SearchGroup(
-                    base,
-                    optuna_searcher(space, settings.sampler, seed, settings.max_concurrent, settings.trials),
+                    group.config,
+                    optuna_searcher(
+                        group.space,
+                        settings.sampler,
+                        seed_hash(spec.search_seed, group.dataset, group.row),
+                        settings.max_concurrent,
+                        settings.trials,
+                    ),
                     settings.trials,
                 )
-                for base, space, seed in groups
+                for group in groups
             ]
         )
 
-    return Phase(
-        "search", len(groups) * settings.trials, searcher, tuple(preview), settings.scheduler == "asha"
-    )
+    preview.append(f"search trials train on seed {spec.search_seed}")
+    trials = len(groups) * settings.trials
+    return Phase("search", trials, searcher, tuple(preview), settings.scheduler == "asha", tuple(groups))
 
 
-def checked_space(spec: StudySpec, base: dict[str, Any]) -> dict:
-    """The loss's search space, each bound checked against the loss's own validation."""
-    loss = base["loss"]
-    batch_size = TrialConfig.from_dict(base).batch_size
-    space = search_space(loss, spec.fidelity, batch_size, spec.search.space.get(loss))
+def fixed_keys(spec: StudySpec, row: str) -> set[str]:
+    """The trial settings and loss parameters the spec fixes for `row`: never searched."""
+    method = spec.method(row)
+    return set(spec.training) | set(spec.loss_params.get(method.loss, {})) | set(method.params)
+
+
+def space_origin(spec: StudySpec, row: str, name: str) -> str:
+    """The spec key that puts `name` into the row's search space, or '' for a default."""
+    method = spec.method(row)
+    if name in method.space and row in spec.rows:
+        return join_path(f"losses.{spec.rows.index(row)}.space", name)
+    if name in spec.search.space.get(row, {}):
+        return join_path(f"search.space.{row}", name)
+    return "search.lr" if name == "lr" and spec.search.lr is not None else ""
+
+
+def row_space(spec: StudySpec, row: str, base: dict[str, Any]) -> dict[str, Distribution]:
+    """The row's search space, each bound checked against the loss's own validation; a space
+    entry for a value the spec fixes is refused."""
+    fixed = fixed_keys(spec, row)
+    entries = {**spec.search.space.get(row, {}), **spec.method(row).space}
+    overrides = {}
+    for name, value in entries.items():
+        where = space_origin(spec, row, name)
+        if name in fixed:
+            setting = where_in_spec(spec, row, name if name in base else f"loss_params.{name}")
+            raise ConfigError(
+                f"{where}: {setting} fixes {name} for row '{row}'; search it or fix it, not both."
+            )
+        overrides[name] = None if value is None else parse_distribution(value, where)
+    values = {**base, **base["loss_params"]}
+    space = search_space(base["loss"], lr_distribution(spec, row, fixed), overrides, fixed, values)
     for name, distribution in space.items():
+        where = space_origin(spec, row, name) or f"search.space.{row}.{name}"
         for value in distribution.extremes():
-            checked(merge_params(base, {name: value}), f"search.space.{loss}.{name}")
+            checked(spec, merge_params(base, {name: value}), where)
     return space
 
 
+def lr_distribution(spec: StudySpec, row: str, fixed: set[str]) -> Distribution | None:
+    """Every row's learning-rate distribution (search.lr, else the fidelity's range), or None
+    where the spec fixes the learning rate."""
+    if "lr" in fixed:
+        if spec.search.lr is not None:
+            raise ConfigError(
+                f"search.lr: {where_in_spec(spec, row, 'lr')} fixes the learning rate; remove one of "
+                "them (search.lr: null keeps the fixed rate)."
+            )
+        return None
+    if spec.search.lr is not None:
+        return parse_distribution(spec.search.lr, "search.lr")
+    return LEARNING_RATE[spec.fidelity]
+
+
 def final_phase(spec: StudySpec, best: dict[tuple[str, str], dict[str, Any]]) -> Phase:
-    """The protocol's second phase: each dataset x loss at its best searched config, every seed."""
+    """The protocol's second phase: each dataset x row at its best searched config, every seed.
+    A row whose search finished no trial (or that was not searched) runs at its base config,
+    tagged `unsearched` in its records."""
     configs = []
     for dataset in spec.datasets:
-        for loss in spec.losses:
-            chosen = best.get((dataset, loss)) or base_config(spec, dataset, loss, spec.seeds[0], "final")
+        for row in spec.rows:
+            chosen = best.get((dataset, row))
+            if chosen is None:
+                chosen = {
+                    **base_config(spec, dataset, row, spec.seeds[0], "final"),
+                    "tags": {"unsearched": True},
+                }
             configs += [{**chosen, "seed": seed, "phase": "final"} for seed in spec.seeds]
-    return fixed_phase("final", configs)
+    return fixed_phase(spec, "final", configs)
 
 
 def final_preview(spec: StudySpec) -> Phase:
-    """What --dry-run shows for the final phase before the search has chosen configs."""
-    count = len(spec.datasets) * len(spec.losses) * len(spec.seeds)
-    line = (
-        f"{len(spec.datasets)} datasets x {len(spec.losses)} losses x {len(spec.seeds)} seeds "
-        "at the best searched configs"
-    )
-    return Phase("final", count, lambda: None, (line,))
+    """What --dry-run shows for the final phase before the search has chosen configs: each row's
+    base config and the space its searched values come from."""
+    groups = []
+    for dataset in spec.datasets:
+        for row in spec.rows:
+            base = checked(spec, base_config(spec, dataset, row, spec.seeds[0], "final"))
+            space = row_space(spec, row, base) if row in spec.searched_losses else {}
+            groups.append(
+                Group("final", dataset, row, base["loss"], spec.seeds, len(spec.seeds), base, space)
+            )
+    lines = [
+        f"{len(spec.datasets)} datasets x {len(spec.rows)} rows x {len(spec.seeds)} seeds "
+        f"(seeds {list(spec.seeds)}) at the best searched configs"
+    ]
+    if unsearched := [row for row in spec.rows if row not in spec.searched_losses]:
+        lines.append(f"not searched, run at their base config and marked unsearched: {', '.join(unsearched)}")
+    return Phase("final", sum(g.trials for g in groups), lambda: None, tuple(lines), groups=tuple(groups))
 
 
 def phases(spec: StudySpec) -> list[Phase]:
-    """The phases a study runs, in order (the final phase of a protocol is only previewed)."""
+    """The phases a study runs, in order (the final phase of a protocol is only previewed),
+    refused when its rows do not share their conditions (study/fairness.py)."""
+    from study.fairness import check_fair
+
     if spec.kind == "grid":
-        return [grid_phase(spec)]
-    if spec.kind == "ablation":
-        return [ablation_phase(spec)]
-    if spec.kind == "search":
-        return [search_phase(spec)]
-    return [search_phase(spec), final_preview(spec)]
+        plan = [grid_phase(spec)]
+    elif spec.kind == "ablation":
+        plan = [ablation_phase(spec)]
+    elif spec.kind == "search":
+        plan = [search_phase(spec)]
+    else:
+        plan = [search_phase(spec), final_preview(spec)]
+    check_fair(spec, plan[-1].groups)
+    return plan
 
 
 def with_data_dir(spec: StudySpec, data_dir: str | None) -> StudySpec:
@@ -183,7 +332,7 @@ def check_inputs(spec: StudySpec, *, dry_run: bool = False) -> None:
     if not (dry_run and spec.model in ALIASES):
         check_model(spec.model)
     for dataset in spec.datasets:
-        config = TrialConfig.from_dict(base_config(spec, dataset, spec.losses[0], spec.seeds[0], "check"))
+        config = TrialConfig.from_dict(base_config(spec, dataset, spec.rows[0], spec.seeds[0], "check"))
         corpus = load_corpus(dataset, resolve_data_dir(config.data_dir))
         make_splits(
             corpus,

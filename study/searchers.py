@@ -12,7 +12,7 @@ from ray.tune.search.optuna import OptunaSearch
 from study.spaces import SpaceSampler, split_params
 
 METRIC, MODE = "best_score", "max"
-FINISHED_STATUSES = ("completed", "early_stopped", "diverged")
+FINISHED_STATUSES = ("completed", "early_stopped")  # a diverged trial never wins a search
 
 
 class PicklingSearcher(Searcher):
@@ -47,9 +47,9 @@ class FixedTrials(PicklingSearcher):
 class BudgetAwareOptunaSearch(OptunaSearch):
     """OptunaSearch that tells Optuna the truth about trials Tune's scheduler stopped early.
 
-    ASHA-stopped trials are told as PRUNED: TPE ranks them below every finished trial, by their
-    last reported value, instead of treating a truncated score as final. Trials without a
-    finite score (diverged in their first epoch) are told as FAIL.
+    ASHA-stopped and diverged trials are told as PRUNED: TPE ranks them below every finished
+    trial, by their last reported value, instead of treating a truncated score as final. Trials
+    without a finite score (diverged in their first epoch) are told as FAIL.
     """
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:

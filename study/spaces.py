@@ -3,6 +3,7 @@ loss defaults, and the Optuna define-by-run sampler that draws from them."""
 
 import dataclasses
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,27 @@ class Distribution:
     def extremes(self) -> tuple:
         """The values that bound this distribution (checked against the loss before trials)."""
         return self.choices if self.kind == "choice" else (self.low, self.high)
+
+    def describe(self) -> str:
+        """One phrase for messages and the dry run, e.g. 'uniform [0.5, 0.9] step 0.1'."""
+        values = list(self.choices) if self.kind == "choice" else [self.low, self.high]
+        step = f" step {self.step:g}" if self.step else ""
+        when = "".join(f" when {key}={value}" for key, value in self.when.items())
+        return f"{self.kind} {values}{step}{when}"
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-ready description: type (float, int, categorical), low, high, log, choices."""
+        categorical = self.kind == "choice"
+        kind = "categorical" if categorical else "int" if self.kind == "int" else "float"
+        return {
+            "type": kind,
+            "low": None if categorical else self.low,
+            "high": None if categorical else self.high,
+            "log": self.kind == "log_uniform",
+            "choices": list(self.choices) if categorical else None,
+            "step": self.step,
+            "when": dict(self.when),
+        }
 
 
 def log_uniform(low: float, high: float, **when: Any) -> Distribution:
@@ -99,21 +121,36 @@ def _is_number(value: Any) -> bool:
 
 
 def search_space(
-    loss: str, fidelity: str, batch_size: int, overrides: dict[str, Any] | None = None
+    loss: str,
+    lr: Distribution | None,
+    overrides: dict[str, Distribution | None],
+    fixed: Collection[str],
+    values: dict[str, Any],
 ) -> dict[str, Distribution]:
-    """The space searched for `loss`: the learning rate and the loss's defaults, with the spec's
-    overrides (null removes a parameter); k choices at or above the batch size are dropped."""
-    space = {"lr": LEARNING_RATE[fidelity], **DEFAULT_SPACES[loss]}
-    for name, value in (overrides or {}).items():
-        where = f"search.space.{loss}.{name}"
-        if value is None:
+    """The space searched for one row of registry loss `loss`: `lr` (None when fixed), the loss's
+    default distributions except the parameters the spec fixes (`fixed`), then `overrides` (None
+    removes a parameter). A conditional parameter whose condition holds another value in the
+    row's config (`values`: its loss parameters and settings) is dropped (alpha under harmonic
+    propagation), and so are k choices at or above the batch size."""
+    space = {"lr": lr} if lr is not None else {}
+    space |= {name: d for name, d in DEFAULT_SPACES[loss].items() if name not in fixed}
+    for name, distribution in overrides.items():
+        if distribution is None:
             space.pop(name, None)
         else:
-            space[name] = parse_distribution(value, where)
+            space[name] = distribution
+    space = {name: d for name, d in space.items() if possible(d, space, values)}
+    batch_size = values["batch_size"]
     if "k" in space and space["k"].kind == "choice":
         below = tuple(k for k in space["k"].choices if k is None or k < batch_size)
         space["k"] = dataclasses.replace(space["k"], choices=below)
     return space
+
+
+def possible(distribution: Distribution, space: dict[str, Distribution], values: dict[str, Any]) -> bool:
+    """Whether a conditional parameter can ever be drawn: each condition is searched, or holds
+    the value it asks for."""
+    return all(key in space or values.get(key) == value for key, value in distribution.when.items())
 
 
 def split_params(loss: str, params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -1,5 +1,6 @@
 """A study spec: the YAML a user writes, validated into one frozen dataclass before any trial."""
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -7,7 +8,7 @@ from typing import Any, Literal
 import yaml
 
 from trainables.errors import ConfigError
-from trainables.typed import from_mapping, join_path
+from trainables.typed import from_mapping, join_path, suggest
 
 Kind = Literal["grid", "search", "protocol", "ablation"]
 Tracker = Literal["tensorboard", "mlflow", "wandb"]
@@ -26,8 +27,47 @@ class Resources:
 
 
 @dataclass(frozen=True)
+class Method:
+    """One row of the comparison: a registry loss (`loss`, default the row's `name`) at fixed
+    `params` (its own parameters and any trial setting; never searched), with `space` overriding
+    the loss's default search distributions (null removes one)."""
+
+    name: str
+    loss: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    space: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[\w+.\-]+", self.name):
+            raise ConfigError(
+                f"name: '{self.name}' may hold only letters, digits and '_', '-', '+', '.', e.g. gloss_o+ce."
+            )
+        if not self.loss:
+            object.__setattr__(self, "loss", self.name)
+
+
+def parse_method(entry: Any, where: str) -> Method:
+    """A row from a `losses` entry: a registry name, or {name, loss, params, space}."""
+    if not isinstance(entry, str | dict):
+        raise ConfigError(
+            f"{where}: expected a loss name or a mapping {{name, loss, params, space}}, got {entry!r}."
+        )
+    try:
+        return from_mapping(Method, {"name": entry} if isinstance(entry, str) else entry, where)
+    except ConfigError as error:
+        message = str(error)
+        raise ConfigError(message if message.startswith(where) else f"{where}.{message}") from None
+
+
+@dataclass(frozen=True)
 class SearchSettings:
-    """Optuna through Ray Tune, one independent search per dataset x loss."""
+    """Optuna through Ray Tune, one independent search per dataset x row, each with `trials`.
+
+    `lr` is the learning-rate distribution every row searches (default: the fidelity's range;
+    `training.lr` fixes it instead). `seed` is the seed search trials train on and the Optuna
+    samplers derive theirs from; in a protocol it defaults to one above the largest of `seeds`
+    and may name one of them only with `reuse_seed: true` (the report then says so); in a search
+    alone it defaults to the first of `seeds`."""
 
     trials: int = 16
     losses: tuple[str, ...] | None = None
@@ -36,7 +76,9 @@ class SearchSettings:
     scheduler: Literal["none", "asha"] = "none"
     grace_period: int = 2
     reduction_factor: int = 3
-    seed: int = 0
+    seed: int | None = None
+    reuse_seed: bool = False
+    lr: dict[str, Any] | None = None
     space: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -45,6 +87,8 @@ class SearchSettings:
                 raise ConfigError(f"search.{name}: {getattr(self, name)} must be at least 1.")
         if self.reduction_factor < 2:
             raise ConfigError(f"search.reduction_factor: {self.reduction_factor} must be at least 2.")
+        if self.seed is not None and self.seed < 0:
+            raise ConfigError(f"search.seed: {self.seed} is negative; seeds are integers >= 0.")
 
 
 @dataclass(frozen=True)
@@ -90,20 +134,39 @@ class CheckpointPolicy:
 
 @dataclass(frozen=True)
 class AblationSettings:
-    """One factor at a time around the base configuration of `loss`."""
+    """One factor at a time around the base configuration of row `loss` (a row of the study, or
+    a registry loss at its defaults)."""
 
     loss: str = "gloss"
     factors: dict[str, tuple] = field(default_factory=dict)
 
 
+CONDITIONS = ("sampler", "lr", "epochs", "early_stopping", "budget")
+
+
 @dataclass(frozen=True)
 class StudySpec:
-    """What to run: datasets x losses x seeds at one fidelity, and how (the kind)."""
+    """What to run: datasets x rows (`losses`) x seeds at one fidelity, and how (the kind).
+
+    A `losses` entry is a registry loss name (the row is named after it) or a mapping
+    {name, loss, params, space} (see Method). One study is one comparison: every row gets the
+    same conditions, and the planner refuses a spec whose rows differ in one unless
+    `differences` lists it. The conditions are
+      sampler         training.batch_sampler, per_class, group_by_length (random for every row
+                      unless the study sets class_aware)
+      lr              the learning-rate distribution searched (search.lr, search.space.ROW.lr)
+                      or the fixed learning rate
+      epochs          training.epochs
+      early_stopping  training.patience and monitor (the rule: `auto` monitors validation
+                      macro-F1, or silhouette for a standalone row)
+      budget          search trials per row (a protocol row left out of search.losses has none)
+    and every other trial setting under its own name (batch_size, class_weighting, schedule, ...).
+    """
 
     name: str
     kind: Kind
     datasets: tuple[str, ...]
-    losses: tuple[str, ...] = ("ce", "gloss")
+    losses: tuple[str | dict[str, Any], ...] = ("ce", "gloss")
     seeds: tuple[int, ...] = (0,)
     model: str = "minilm"
     fidelity: Literal["full", "frozen"] = "frozen"
@@ -123,13 +186,16 @@ class StudySpec:
     tracking: tuple[Tracker, ...] = ()
     """Experiment trackers fed through Ray Tune's logger callbacks (study/tracking.py);
     `gloss run --tracking` overrides it."""
+    differences: tuple[str, ...] = ()
     description: str = ""
+    methods: tuple[Method, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.name.replace("-", "").replace("_", "").isalnum():
             raise ConfigError(f"name: '{self.name}' may hold only letters, digits, '-' and '_'.")
-        for key in ("datasets", "losses", "seeds"):
-            values = getattr(self, key)
+        methods = tuple(parse_method(entry, f"losses.{i}") for i, entry in enumerate(self.losses))
+        object.__setattr__(self, "methods", methods)
+        for key, values in (("datasets", self.datasets), ("losses", self.rows), ("seeds", self.seeds)):
             if not values:
                 raise ConfigError(f"{key}: the list is empty; give at least one.")
             if len(set(values)) != len(values):
@@ -148,11 +214,44 @@ class StudySpec:
                     f"training.{key}: set it through the checkpoint section, e.g. "
                     "checkpoint: {every_epochs: 2}."
                 )
+        for key, named in (("search.losses", self.search.losses or ()), ("search.space", self.search.space)):
+            for row in named:
+                if row not in self.rows:
+                    raise ConfigError(
+                        f"{key}: '{row}' is not a row of this study{suggest(row, self.rows)}; rows are "
+                        f"{', '.join(self.rows)}."
+                    )
+        self._check_search_seed()
+
+    def _check_search_seed(self) -> None:
+        """Final results are measured on seeds the search never trained on, unless asked."""
+        search = self.search
+        if self.kind == "protocol" and search.seed in self.seeds and not search.reuse_seed:
+            raise ConfigError(
+                f"search.seed: {search.seed} is also one of seeds {list(self.seeds)}; choose a seed "
+                "outside them, or set search.reuse_seed: true to reuse it on purpose."
+            )
+
+    @property
+    def rows(self) -> tuple[str, ...]:
+        """The rows' names, in order."""
+        return tuple(method.name for method in self.methods)
+
+    def method(self, row: str) -> Method:
+        """Row `row`, or (for an ablation of a loss not listed) the registry loss at its defaults."""
+        return next((m for m in self.methods if m.name == row), None) or Method(row)
 
     @property
     def searched_losses(self) -> tuple[str, ...]:
-        """The losses a search tunes (all of the study's unless `search.losses` narrows them)."""
-        return self.search.losses or self.losses
+        """The rows a search tunes (every row unless `search.losses` narrows them)."""
+        return self.search.losses or self.rows
+
+    @property
+    def search_seed(self) -> int:
+        """The seed search trials train on (see SearchSettings)."""
+        if self.search.seed is not None:
+            return self.search.seed
+        return max(self.seeds) + 1 if self.kind == "protocol" else self.seeds[0]
 
 
 def parse_yaml(text: str, source: str) -> dict:
@@ -203,8 +302,15 @@ def load_spec_file(path: Path, overrides: list[str] = ()) -> StudySpec:
     return spec_from_mapping(apply_overrides(parse_yaml(text, str(path)), list(overrides)), str(path))
 
 
-def where_in_spec(trial_key: str, loss: str) -> str:
-    """Translate a trial-config key path to the spec key a user edits."""
+def where_in_spec(spec: StudySpec, row: str, trial_key: str) -> str:
+    """Translate a trial-config key path of row `row` to the spec key a user edits."""
+    method = spec.method(row)
+    name = trial_key.removeprefix("loss_params.")
+    if trial_key == "loss" and row not in spec.rows:
+        return "ablation.loss"
+    if row in spec.rows and (name in method.params or trial_key == "loss"):
+        where = f"losses.{spec.rows.index(row)}"
+        return where if trial_key == "loss" else join_path(f"{where}.params", name)
     if trial_key.startswith("loss_params."):
-        return join_path(f"loss_params.{loss}", trial_key.removeprefix("loss_params."))
+        return join_path(f"loss_params.{method.loss}", name)
     return join_path("training", trial_key)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import final_results, load_runs, outcome_note
+from analysis import final_results, load_runs, outcome_note, summary_table
 from analysis import load as load_module
 from analysis.curves import curves, search_history, trial_convergence
 from analysis.paper import paper_table
@@ -22,7 +22,7 @@ from analysis.plots import (
     save_figure,
     search_history_figure,
 )
-from analysis.report import build_report
+from analysis.report import build_report, seed_reuse_note, unsearched_note
 from analysis.stats import compare
 from analysis.tables import BETTER, results_table
 
@@ -191,9 +191,60 @@ def test_fixture_table_and_paper_comparison(final):
     table = results_table(final)
     assert list(table.mean.columns) == ["mr", "r8"] and set(table.mean.index) == {"ce", "gloss", "supcon"}
     paper = paper_table(final).set_index(["dataset", "loss"])
-    assert paper.loc[("r8", "gloss"), "paper_loss"] == "gloss_o+ce"
+    assert set(paper.index) == {("r8", "ce"), ("mr", "ce")}, "gloss and supcon are not the paper's rows"
     assert paper.loc[("r8", "ce"), "paper_accuracy"] == "97.48 ± 0.11"
-    assert paper.loc[("r8", "supcon"), "paper_model"] == "distilbert-base-uncased"
+    assert paper.loc[("r8", "ce"), "paper_model"] == "distilbert-base-uncased"
+    assert paper.loc[("r8", "ce"), "our_model"] == "minilm (frozen)"
+
+
+def test_the_paper_table_meets_only_the_papers_own_rows():
+    """Rows named as the paper names them, with the paper's loss and form, meet its figures; a
+    row under another name, loss or form meets none."""
+
+    def trial(row, function, lam, variant=None, sigma=None, model="bert-base"):
+        return {
+            "phase": "final", "dataset": "r8", "loss": row, "loss_function": function, "loss_lambda": lam,
+            "config/loss_params/variant": variant, "config/loss_params/sigma": sigma, "model": model,
+            "fidelity": "full", "seed": 0, "outcome": "completed",
+            "selected_test_accuracy": 0.9, "selected_test_macro_f1": 0.8,
+        }  # fmt: skip
+
+    final = pd.DataFrame(
+        [
+            trial("gloss_o+ce", "gloss", 0.7, "reference", "2.5"),
+            trial("gloss_sqrt+ce", "gloss", 0.7, "reference", "sqrt"),
+            trial("gloss_o", "gloss", 1.0, "reference", "1.0"),
+            trial("scl", "supcon", 1.0),
+            trial("triplet", "triplet", 1.0),
+            trial("gloss", "gloss", 0.7, "reference", "2.5"),  # not a name the paper uses
+            trial("scl+ce", "triplet", 0.9),  # the paper's name on another loss
+            trial("cos_sim", "cosine_mse", 0.5),  # the paper has no integrated cos_sim
+            {**trial("gloss_o+ce", "gloss", 0.7, "standard", "2.5"), "dataset": "mr"},  # not their form
+            {**trial("gloss_sqrt+ce", "gloss", 0.7, "reference", "0.4"), "dataset": "mr"},  # sigma tuned
+        ]
+    )
+    paper = paper_table(final).set_index(["dataset", "loss"])
+    assert sorted(paper.index) == [
+        ("r8", "gloss_o"), ("r8", "gloss_o+ce"), ("r8", "gloss_sqrt+ce"), ("r8", "scl"), ("r8", "triplet")
+    ]  # fmt: skip
+    assert paper.loc[("r8", "gloss_o+ce"), "paper_accuracy"] == "97.71 ± 0.12"
+    assert paper.loc[("r8", "gloss_o+ce"), "paper_model"] == "distilbert-base-uncased"
+    assert paper.loc[("r8", "gloss_o"), "paper_accuracy"] == "97.99"
+    assert paper.loc[("r8", "gloss_o"), "our_model"] == "bert-base (full)"
+    assert set(paper["mode"]) == {"integrated", "standalone"}
+
+
+def test_summary_and_report_say_which_rows_were_not_searched(final):
+    grid = final["phase"] == "grid"
+    marked = final.assign(phase=final["phase"].where(~grid, "final"))
+    marked["unsearched"] = marked["phase"].eq("final") & marked["loss"].eq("ce")
+    table = summary_table(marked)
+    assert table.loc["r8", "ce"].endswith("(3, unsearched)") and table.loc["r8", "gloss"].endswith("(3)")
+    note = unsearched_note(marked)
+    assert note.startswith("Unsearched: ") and "r8 ce" in note and "mr ce" in note and "gloss" not in note
+    assert unsearched_note(final) == ""
+    reused = marked.assign(study="s")
+    assert "seed 0" in seed_reuse_note(reused), "the fixture's search trained on a final seed"
 
 
 def lines_per_axis(figure) -> list[int]:

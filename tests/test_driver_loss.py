@@ -27,6 +27,7 @@ PROTOCOL = {
     "name": "killed-protocol",
     "kind": "protocol",
     "seeds": [0, 1],
+    "differences": ["budget"],
     "search": {"losses": ["gloss"], "trials": 2, "max_concurrent": 1},
 }
 

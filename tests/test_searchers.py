@@ -52,3 +52,11 @@ def test_groups_take_turns_within_budgets_and_concurrency(tmp_path):
     restored.on_trial_complete("t2", {"best_score": 0.5, "status": "completed"})
     restored.on_trial_complete("t4", {"best_score": 0.6, "status": "completed"})
     assert restored.suggest("t5") == Searcher.FINISHED
+
+
+def test_a_trial_that_diverged_after_scoring_is_pruned_not_complete():
+    search = BudgetAwareOptunaSearch(space=SpaceSampler(SPACE), metric="best_score", mode="max", seed=0)
+    search.suggest("late")
+    search.on_trial_result("late", {"best_score": 0.8, "training_iteration": 1})
+    search.on_trial_complete("late", {"best_score": 0.8, "status": "diverged"})
+    assert optuna_states(search) == [TrialState.PRUNED], "TPE must not take a diverged score as final"

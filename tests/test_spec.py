@@ -81,7 +81,7 @@ def test_bad_specs_name_the_key_and_the_fix(changes, expected):
             "training.lr (r8, ce): 'fast' is not valid; expected a number or null",
         ),
         ({"training": {"epoch": 3}}, "training.epoch (r8, ce): unknown key (did you mean 'epochs'?)"),
-        ({"losses": ["ce", "glos"]}, "training.loss (r8, glos): unknown loss 'glos' (did you mean 'gloss'?)"),
+        ({"losses": ["ce", "glos"]}, "losses.1 (r8, glos): unknown loss 'glos' (did you mean 'gloss'?)"),
     ],
 )
 def test_impossible_values_are_refused_before_any_trial(changes, expected):
@@ -117,8 +117,8 @@ def test_ablation_varies_one_factor_at_a_time():
 
 
 def test_protocol_has_a_search_then_a_final_phase():
-    search, final = phases(spec(kind="protocol", search={"losses": ["gloss"], "trials": 4}))
-    assert (search.trials, final.trials) == (4, 2 * 2)
+    search, final = phases(spec(kind="protocol", search={"trials": 4}))
+    assert (search.trials, final.trials) == (2 * 4, 2 * 2)
 
 
 def test_overrides_and_yaml_errors():

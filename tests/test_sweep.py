@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from analysis import final_results, load_runs
+from analysis import final_results, load_runs, summary_table
+from analysis.select import unsearched
 from study.cli import main
 
 TINY_TRAINING = {"train_size": 48, "eval_size": 40, "max_length": 32, "batch_size": 16, "lr": 1e-3}
@@ -78,11 +79,12 @@ def test_protocol_searches_under_asha_then_reruns_the_best_config(tmp_path, data
         model="tiny-bert",
         fidelity="frozen",
         datasets=["r8"],
-        losses=["ce", "gloss"],
+        losses=["ce", {"name": "g+ce", "loss": "gloss", "params": {"propagation": "harmonic"}}],
         seeds=[0, 1],
         training={"train_size": 80, "eval_size": 60, "max_length": 32, "epochs": 4},
+        differences=["budget"],
         search={
-            "losses": ["gloss"],
+            "losses": ["g+ce"],
             "trials": 6,
             "max_concurrent": 2,
             "scheduler": "asha",
@@ -97,10 +99,17 @@ def test_protocol_searches_under_asha_then_reruns_the_best_config(tmp_path, data
     assert (search["outcome"] == "stopped").any(), "ASHA stops some trials early"
     finished = search[search["outcome"].isin(["completed", "early_stopped"])]
     best = finished.loc[finished["best_score"].idxmax()]
-    reruns = final[(final["phase"] == "final") & (final["loss"] == "gloss")]
+    assert set(search["seed"]) == {2}, "the search trains on a seed the final runs do not use"
+    assert set(zip(final["loss"], final["loss_function"], strict=True)) == {("ce", "ce"), ("g+ce", "gloss")}
+    assert (search["config/loss_params/propagation"] == "harmonic").all(), "a fixed value is not searched"
+    reruns = final[(final["phase"] == "final") & (final["loss"] == "g+ce")]
     assert sorted(reruns["seed"]) == [0, 1]
     for column in ("config/lr", "config/loss_params/sigma", "config/loss_params/gamma"):
         assert (reruns[column] == best[column]).all(), column
+    assert not unsearched(reruns).any()
+    base = final[(final["phase"] == "final") & (final["loss"] == "ce")]
+    assert len(base) == 2 and unsearched(base).all(), "ce was not searched: its runs say so"
+    assert "(2, unsearched)" in summary_table(final).loc["r8", "ce"]
 
 
 def test_dry_run_runs_nothing(tmp_path, data_dir, capsys):
@@ -109,7 +118,8 @@ def test_dry_run_runs_nothing(tmp_path, data_dir, capsys):
     )
     assert code == 0
     out = capsys.readouterr().out
-    assert "search: 8 trials" in out and "final: 18 trials" in out
+    assert "search: 24 trials" in out and "final: 18 trials" in out
+    assert "conditions shared by every row: batch_sampler random; lr searched over" in out
     assert not (tmp_path / "none").exists()
 
 

@@ -16,11 +16,14 @@ DEFAULT_LR = {"full": 2e-5, "frozen": 1e-3}
 
 @dataclass(frozen=True)
 class TrialConfig:
-    """Everything one trial needs; `loss_params` is the chosen loss's own typed parameters and
-    `tags` are free labels copied into every record (an ablation's factor and level)."""
+    """Everything one trial needs; `loss_params` is the chosen loss's own typed parameters,
+    `method` the name of the study's row the trial belongs to (default: the loss's name), and
+    `tags` are free labels copied into every record (an ablation's factor and level, a final
+    run's `unsearched`)."""
 
     dataset: str
     loss: str = "ce"
+    method: str = ""
     loss_params: AuxParams | CEParams = field(default_factory=CEParams)
     seed: int = 0
     model: str = "minilm"
@@ -42,7 +45,7 @@ class TrialConfig:
     split_seed: int = 0
     train_size: int | None = None
     eval_size: int | None = None
-    batch_sampler: Literal["auto", "random", "class_aware"] = "auto"
+    batch_sampler: Literal["random", "class_aware"] = "random"
     group_by_length: bool = True
     per_class: int = 4
     class_weighting: Literal["none", "balanced"] = "none"
@@ -63,6 +66,7 @@ class TrialConfig:
     tags: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "method", self.method or self.loss)
         positive = {"max_length": 1, "epochs": 1, "batch_size": 2, "per_class": 1, "projection_dim": 1}
         for name, least in positive.items():
             if getattr(self, name) < least:

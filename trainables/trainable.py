@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from trainables.checkpoint import Cadence
     from trainables.training.trainer import Trainer
 
-IDENTITY = ("dataset", "loss", "seed", "model", "fidelity", "study", "phase")
+IDENTITY = ("dataset", "seed", "model", "fidelity", "study", "phase")
 
 
 def train_trial(config: dict[str, Any]) -> None:
@@ -39,6 +39,7 @@ def train_trial(config: dict[str, Any]) -> None:
     if state is not None:
         trainer.load_state_dict(state)
     identity = {name: getattr(trial, name) for name in IDENTITY}
+    identity |= {"loss": trial.method, "loss_function": trial.loss}  # the study's row; the registry loss
     identity |= {
         "node": socket.gethostname(),
         "node_id": _node_id(),

@@ -13,7 +13,7 @@ import torch
 
 from trainables.config import TrialConfig
 from trainables.data.batches import ClassAwareBatches, RandomBatches
-from trainables.losses import LossContext, Needs, Objective, build_aux_loss, loss_entry
+from trainables.losses import LossContext, Objective, build_aux_loss
 from trainables.losses.base import balanced_class_weights
 from trainables.model.classifier import Classifier, FeatureProjection
 from trainables.model.encoder import TextEncoder, load_backbone
@@ -39,14 +39,11 @@ def build_model(config: TrialConfig, data: PreparedData) -> Classifier:
     return Classifier(body, data.num_classes, config.dropout)
 
 
-def batch_order(config: TrialConfig, needs: Needs, inputs: Inputs) -> RandomBatches | ClassAwareBatches:
-    """Class-aware batches when asked, or by default when the loss needs classes to repeat;
-    otherwise random batches, at full fidelity grouped by length unless switched off (less
-    padding, the same examples each epoch; bench/input_pipeline.py measures the gain)."""
-    class_aware = config.batch_sampler == "class_aware" or (
-        config.batch_sampler == "auto" and needs.class_repeats
-    )
-    if class_aware:
+def batch_order(config: TrialConfig, inputs: Inputs) -> RandomBatches | ClassAwareBatches:
+    """The study's batch sampler, the same for every loss of a comparison: class-aware batches
+    when asked, otherwise random batches, at full fidelity grouped by length unless switched off
+    (less padding, the same examples each epoch; bench/input_pipeline.py measures the gain)."""
+    if config.batch_sampler == "class_aware":
         return ClassAwareBatches(inputs.labels, config.batch_size, config.per_class, config.seed)
     lengths = inputs.lengths() if config.group_by_length and config.fidelity == "full" else None
     return RandomBatches(inputs.labels, config.batch_size, config.seed, lengths)
@@ -79,7 +76,7 @@ class Trainer:
         aux = build_aux_loss(config.loss, config.loss_params, context)
         weights = class_weights(config, self.data.class_counts)
         self.objective = Objective(aux, config.loss_params.lam, weights).to(self.device)
-        self.batches = batch_order(config, loss_entry(config.loss).needs, self.data.train)
+        self.batches = batch_order(config, self.data.train)
         self.optimizer = build_optimizer(self.model.parameters(), config)
         self.scheduler = build_scheduler(self.optimizer, config, len(self.batches))
         self.best = BestEpoch(config.patience)
