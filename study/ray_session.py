@@ -37,6 +37,8 @@ def connect(address: str | None, *, dashboard: bool = False, num_cpus: int | Non
     """Start a local Ray, or join the cluster at `address` ('auto' or HOST:PORT)."""
     import ray
 
+    if address not in (None, "auto"):
+        check_reachable(address)
     if ray.is_initialized():
         return
     if address is None:
@@ -49,8 +51,6 @@ def connect(address: str | None, *, dashboard: bool = False, num_cpus: int | Non
             logging_level="warning",
         )
         return
-    if address != "auto":
-        check_reachable(address)
     forwarded = {name: os.environ[name] for name in FORWARDED if os.environ.get(name)}
     try:
         ray.init(
