@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -10,6 +11,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score, silhouette_samples
 from sklearn.preprocessing import normalize
 
+from analysis.report import measures_sentence
 from trainables.training.metrics import macro_silhouette
 from trainables.training.probe import fit_linear_adam, linear_probe
 
@@ -100,3 +102,10 @@ def test_logistic_regression_option_is_sklearn_on_normalised_embeddings():
     assert metrics["probe_test_macro_f1"] == pytest.approx(
         f1_score(test[1], predictions, average="macro", zero_division=0)
     )
+
+
+def test_report_names_the_silhouette_and_probe_the_records_used():
+    runs = pd.DataFrame({"silhouette_metric": ["euclidean", "euclidean"], "probe": ["linear_adam", None]})
+    sentence = measures_sentence(runs)
+    assert "euclidean distance" in sentence and "linear layer trained with Adam" in sentence
+    assert measures_sentence(pd.DataFrame({"seed": [0]})) == ""
