@@ -37,7 +37,27 @@ correction across the comparisons; intervals are 95% BCa bootstrap intervals ove
 datasets, losses are ranked per dataset (mean over seeds), tested with Friedman's test, and compared
 pairwise with the same paired tests and Holm's correction (Benavoli et al., JMLR 2016); the
 critical-difference diagram also shows the Nemenyi critical difference (Demšar, JMLR 2006).
-Significance is at alpha = {alpha}."""
+Significance is at alpha = {alpha}.{measures}"""
+
+MEASURES = (
+    " Silhouettes use the {silhouette} distance on L2-normalised embeddings; the standalone probe is {probe}."
+)
+PROBES = {
+    "linear_adam": "a class-weighted linear layer trained with Adam",
+    "logistic_regression": "logistic regression",
+}
+
+
+def measures_sentence(runs: pd.DataFrame) -> str:
+    """Which silhouette and probe the records say were used (empty for records that do not say)."""
+    if not {"silhouette_metric", "probe"} <= set(runs):
+        return ""
+    names = [
+        ", ".join(sorted(str(v) for v in runs[c].dropna().unique())) for c in ("silhouette_metric", "probe")
+    ]
+    probe = " / ".join(PROBES.get(n, n) for n in names[1].split(", "))
+    return MEASURES.format(silhouette=html.escape(names[0]), probe=html.escape(probe))
+
 
 STYLE = """
 body {font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222}
@@ -113,7 +133,9 @@ def build_report(
     convergence_section(report, runs)
     optional_sections(report, runs, final, metric)
     report.heading("Statistical protocol")
-    report.text(PROTOCOL.format(baseline=html.escape(baseline), alpha=alpha))
+    report.text(
+        PROTOCOL.format(baseline=html.escape(baseline), alpha=alpha, measures=measures_sentence(runs))
+    )
     provenance_section(report, paths)
     return report.write(title)
 

@@ -55,6 +55,8 @@ class TrialConfig:
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
     encoder_passes: Literal[1, 2] = 1
     save_embeddings: bool = False
+    silhouette: Literal["euclidean", "cosine"] = "euclidean"
+    probe: Literal["linear_adam", "logistic_regression"] = "linear_adam"
     # When a trial checkpoints (the study's `checkpoint` section sets these): every N epochs, or
     # once M minutes passed since its last checkpoint; and whether its last epoch saves its state.
     checkpoint_every_epochs: int | None = 1

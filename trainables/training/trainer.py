@@ -208,13 +208,13 @@ class Trainer:
         return torch.cat(embeddings)[inverse], torch.cat(logits)[inverse]
 
     def _evaluate(self) -> dict:
-        record = {}
+        record = {"silhouette_metric": self.config.silhouette, "probe": self.config.probe}
         for name in ("val", "test"):
             inputs = getattr(self.data, name)
             embeddings, logits = self.embed(inputs)
             if not self.config.standalone:
                 record.update(head_metrics(name, inputs.labels, logits))
-            record.update(embedding_metrics(name, inputs.labels, embeddings))
+            record.update(embedding_metrics(name, inputs.labels, embeddings, self.config.silhouette))
             if name == "test":
                 self.last_test_embeddings = embeddings
         return record
@@ -239,7 +239,7 @@ class Trainer:
             name: (self.embed(getattr(self.data, name))[0], getattr(self.data, name).labels)
             for name in ("val", "test")
         }
-        return linear_probe(train, evaluations)
+        return linear_probe(train, evaluations, self.config.probe, seed_hash(self.config.seed, "probe"))
 
     def _selection_fields(self) -> dict:
         """The best epoch so far (its score NaN until one is scored) and the test metrics chosen by
