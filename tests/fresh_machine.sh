@@ -52,8 +52,9 @@ for target in demo test; do
     status=0
     (cd "$tmp/gloss-study" && "${user_env[@]}" make "${make_args[@]}" "$target") || status=$?
     wall=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
-    echo "=== make $target: ${wall} s, exit status $status"
-    rows+=("make $target" "$wall" "$status")
+    load=$(cut -d' ' -f1-3 /proc/loadavg)  # the machine may be shared: how busy it was
+    echo "=== make $target: ${wall} s, exit status $status, load averages $load"
+    rows+=("make $target" "$wall" "$status" "$load")
     [ "$status" = 0 ] || failed=1
 done
 
@@ -95,8 +96,13 @@ payload = {
     "data_dir": data,
     "torch": {"__version__": torch_version, "distribution": torch_dist} if torch_dist != "none" else None,
     "rows": [
-        {"command": cells[i], "seconds": round(float(cells[i + 1]), 1), "exit_status": int(cells[i + 2])}
-        for i in range(0, len(cells), 3)
+        {
+            "command": cells[i],
+            "seconds": round(float(cells[i + 1]), 1),
+            "exit_status": int(cells[i + 2]),
+            "load_averages_1_5_15_min_at_end": [float(x) for x in cells[i + 3].split()],
+        }
+        for i in range(0, len(cells), 4)
     ],
 }
 Path(out).parent.mkdir(parents=True, exist_ok=True)
