@@ -22,11 +22,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# torch first: keep an importable torch (a user's CUDA build), else install the pinned CPU wheel;
-# then pin whatever is there so no later install swaps it.
+# torch first: keep an importable torch (a user's CUDA build), else install torch==$(TORCH_VERSION);
+# then pin whatever is there so no later install swaps it. The pin is the distribution's public
+# version (PEP 440: the part before "+"): `torch==2.13.0` is satisfied by the installed 2.13.0+cpu
+# or +cu130, whereas a local label such as "+cu130" names a version no index serves.
 $(TORCH_PIN): | $(BIN)/python
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet "torch==$(TORCH_VERSION)"
-	$(BIN)/python -c "import torch; print('torch==' + torch.__version__)" > $@
+	$(BIN)/python -c "from importlib.metadata import version; print('torch==' + version('torch').split('+')[0])" > $@
 
 $(STAMP): pyproject.toml constraints.txt $(TORCH_PIN)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -c $(TORCH_PIN) -e ".[dev]"
