@@ -5,8 +5,6 @@ and `gloss data list` start at once."""
 
 import argparse
 import dataclasses
-import os
-import signal
 import sys
 from pathlib import Path
 
@@ -14,11 +12,8 @@ from trainables.errors import GlossError
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; a user's mistake prints one line and exits with status 2. SIGTERM (`scancel`,
-    a job's time limit, `kill`) stops like Ctrl-C: Tune saves its state and the lease is released,
-    so a resubmitted job resumes at once."""
+    """Entry point; a user's mistake prints one line and exits with status 2."""
     args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
     try:
         return args.handler(args)
     except GlossError as error:
