@@ -4,6 +4,7 @@ live ones only with --take-over; a driver whose lease is taken stops."""
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -64,9 +65,15 @@ def test_a_stale_lease_is_taken_over(tmp_path, host, pid, age_s):
 
 def test_a_driver_whose_lease_is_taken_stops(tmp_path, monkeypatch):
     monkeypatch.setattr(lease_module, "HEARTBEAT_S", 0.2)
-    with pytest.raises(LeaseLost, match="taken over by another driver"), study_lease(str(tmp_path)):
-        write_lease(tmp_path, "another-host", 4242, age_s=0)
-        time.sleep(5)
+    # As in a `gloss run` process: Ctrl-C raises KeyboardInterrupt (an in-process Ray started by
+    # another test may have installed a handler of its own).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(LeaseLost, match="taken over by another driver"), study_lease(str(tmp_path)):
+            write_lease(tmp_path, "another-host", 4242, age_s=0)
+            time.sleep(5)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert read_lease(str(tmp_path)).holder == "someone", "the loser leaves the new holder's lease"
 
 
