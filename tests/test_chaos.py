@@ -68,5 +68,6 @@ def test_two_hundred_trials_under_kills_end_exactly_once(tmp_path, data_dir):
     restarted = final[names.isin(killed)]
     assert len(restarted) == len(killed) and (restarted["restarts"] >= 1).all()
     assert (final.loc[~names.isin(killed), "restarts"] == 0).all()
-    summary = (tmp_path / "second.log").read_text()
-    assert "failed" not in summary and "restarted" in summary
+    log = (tmp_path / "second.log").read_text()  # Ray's own logs of the kills are in it too
+    assert "trials not finished normally" not in log
+    assert "finished after faults, restarted from their checkpoints" in log
