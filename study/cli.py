@@ -123,6 +123,7 @@ def slurm_command(args: argparse.Namespace) -> int:
     )
     script = write_script(job, args.out or Path(f"gloss-{spec.name}.sbatch"))
     print(f"wrote {script}; submit it with: sbatch {script}" if not args.submit else submit(script))
+    return 0
 
 
 def add_status(commands) -> None:
