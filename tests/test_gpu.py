@@ -66,7 +66,14 @@ def ray_with_a_fake_gpu():
     """A local Ray (127.0.0.1) that believes it has one GPU; the shared one comes back after."""
     was_running = ray.is_initialized()
     ray.shutdown()
-    ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, log_to_driver=False, logging_level="warning")
+    ray.init(
+        address="local",
+        num_cpus=2,
+        num_gpus=1,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level="warning",
+    )
     yield
     ray.shutdown()
     if was_running:
