@@ -31,8 +31,8 @@ from trainables.checkpoint import STATE_FILE
 GIB, TIB = 2**30, 2**40
 ARMS = {
     "before: every epoch, keep 2, never deleted": CheckpointPolicy(keep=2, delete_finished=False),
-    "after: default (every epoch but the last, keep 1, deleted when finished)": CheckpointPolicy(),
-    "after, every 2 epochs": CheckpointPolicy(every_epochs=2),
+    "after: every epoch but the last, keep 1, deleted when finished": CheckpointPolicy(keep=1),
+    "after, every 2 epochs": CheckpointPolicy(every_epochs=2, keep=1),
 }
 
 

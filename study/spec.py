@@ -99,7 +99,9 @@ class CheckpointPolicy:
     `every_minutes` or more after its last checkpoint (either may be null, not both); a trial
     restarted after a crash redoes the epochs since its last checkpoint (up to every_epochs - 1
     finished ones, whose records then appear twice). Tune keeps the newest `keep` checkpoints per
-    trial. With `delete_finished`, a trial's last epoch writes no trainer state and, once the trial
+    trial: 2 by default, since a driver killed between a new checkpoint and Tune's next snapshot of
+    its experiment resumes from the older one, which must still exist. With `delete_finished`, a
+    trial's last epoch writes no trainer state and, once the trial
     ends (finished, or stopped by ASHA), the trainer state (weights, optimizer moments) is deleted
     from its checkpoints in storage: its records keep the best epoch's metrics, and test embeddings
     saved with `training.save_embeddings` stay. Trials that ended in an error keep their state, so
@@ -107,7 +109,7 @@ class CheckpointPolicy:
 
     every_epochs: int | None = 1
     every_minutes: float | None = None
-    keep: int = 1
+    keep: int = 2
     delete_finished: bool = True
 
     def __post_init__(self) -> None:
