@@ -109,16 +109,25 @@ def mlflow_callback(spec: StudySpec, phase: str, root: str) -> Any:
 def wandb_callback(spec: StudySpec, phase: str, root: str) -> Any:
     """Tune's W&B logger: project = WANDB_PROJECT or the study's name, group = phase, run name =
     the trial's folder name, the trial's configuration (identity included) as the run's config.
-    WANDB_MODE is passed on as the user set it (offline runs land in <trial folder>/wandb/)."""
+    WANDB_MODE is passed on as the user set it.
+
+    With storage on a local or shared path, W&B writes straight into the trial's folder there
+    (offline runs land in <trial folder>/wandb/): Tune's logging actor otherwise writes into the
+    driver's staging folder, which Tune copies to storage when the trial ends, while `wandb.finish`
+    is still writing, so the copy lost the last records. With an object store, W&B writes to its
+    server (online) or to the staging folder (offline)."""
     from ray.air.integrations.wandb import WandbLoggerCallback
 
     from study.launch import trial_folder_name
 
     class NamedWandbLogger(WandbLoggerCallback):
-        """Names each trial's run after its folder (the callback's kwargs go to wandb.init)."""
+        """Names each trial's run after its folder and, on local storage, writes it there (the
+        callback's kwargs go to wandb.init)."""
 
         def log_trial_start(self, trial) -> None:
             self.kwargs["name"] = trial_folder_name(trial)
+            if not is_uri(root):
+                self.kwargs["dir"] = trial.path
             super().log_trial_start(trial)
 
     return NamedWandbLogger(

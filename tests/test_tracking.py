@@ -180,7 +180,6 @@ def wandb_records(path: Path) -> list:
     return records
 
 
-@pytest.mark.slow  # once, on a loaded machine, a run's first record was not flushed (issue 12 open)
 def test_wandb_writes_one_offline_run_per_trial_with_every_epoch(tracked_study):
     folders = trial_folders(tracked_study)
     for folder in folders:
