@@ -95,6 +95,15 @@ def test_early_stopping_after_patience(data_dir):
     assert records[-1]["best_epoch"] == 1
 
 
+def test_test_embedding_metrics_are_computed_at_new_best_epochs_only(data_dir):
+    records = run({**FROZEN, "loss": "ce", "lr": 1e-12, "patience": 2, "epochs": 10}, data_dir)
+    assert [("test_silhouette" in r, "test_knn_macro_f1" in r) for r in records] == [(True, True)] + [
+        (False, False)
+    ] * 2, "epochs 2 and 3 do not beat epoch 1 on validation"
+    assert all("test_macro_f1" in r and "val_silhouette" in r for r in records)
+    assert records[-1]["selected_test_silhouette"] == records[0]["test_silhouette"]
+
+
 def test_two_encoder_passes_option(data_dir):
     last = run({**TINY, "loss": "gloss", "epochs": 1, "encoder_passes": 2}, data_dir)[-1]
     assert last["status"] == "completed" and math.isfinite(last["train_aux"])

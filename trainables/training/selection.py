@@ -14,9 +14,13 @@ class BestEpoch:
     stale_epochs: int = 0
     record: dict = field(default_factory=dict)
 
+    def improves(self, score: float) -> bool:
+        """Whether `score` would be the new best (NaN never is)."""
+        return not math.isnan(score) and score > self.score
+
     def update(self, epoch: int, score: float, record: dict) -> bool:
-        """Register an epoch; True when it is the new best (NaN never is)."""
-        if not math.isnan(score) and score > self.score:
+        """Register an epoch; True when it is the new best."""
+        if self.improves(score):
             self.score, self.epoch, self.stale_epochs, self.record = score, epoch, 0, dict(record)
             return True
         self.stale_epochs += 1
