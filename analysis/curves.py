@@ -1,4 +1,4 @@
-"""Convergence: metric-against-epoch curves with bootstrap bands over seeds, per-trial convergence
+"""Convergence: metric-against-epoch curves with BCa bootstrap bands over seeds, per-trial convergence
 figures (epochs to X% of the best, area under the curve, time to the best epoch), and a search's
 best-so-far history."""
 
@@ -6,15 +6,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.select import comparison_trials
-
-
-def bootstrap_band(values: np.ndarray, confidence: float, resamples: int, rng: np.random.Generator) -> tuple:
-    """Percentile bootstrap interval of the mean of `values` (the values themselves when n = 1)."""
-    if len(values) < 2:
-        return float(values[0]), float(values[0])
-    means = values[rng.integers(0, len(values), size=(resamples, len(values)))].mean(axis=1)
-    tail = (1 - confidence) / 2
-    return float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail))
+from analysis.stats import bootstrap_ci
 
 
 def curves(
@@ -22,18 +14,18 @@ def curves(
     metric: str = "val_macro_f1",
     by: tuple[str, ...] = ("dataset", "loss"),
     confidence: float = 0.95,
-    resamples: int = 1000,
+    resamples: int = 2000,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """Per group and epoch: mean of `metric` over trials (seeds), a bootstrap band and n.
+    """Per group and epoch: mean of `metric` over trials (seeds), its BCa bootstrap band (NaN, so
+    not drawn, below 3 trials) and n.
 
     Trials that stopped early contribute to the epochs they ran, so n can fall with the epoch."""
     rows = comparison_trials(runs).dropna(subset=[metric, "epoch"])
-    rng = np.random.default_rng(seed)
     out = []
     for key, group in rows.groupby([*by, "epoch"], sort=True):
         values = group[metric].to_numpy(dtype=float)
-        low, high = bootstrap_band(values, confidence, resamples, rng)
+        low, high = bootstrap_ci(values, confidence, seed, resamples)
         out.append((*key, values.mean(), low, high, len(values)))
     return pd.DataFrame(out, columns=[*by, "epoch", "mean", "ci_low", "ci_high", "n"])
 

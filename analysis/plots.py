@@ -69,14 +69,16 @@ def cd_diagram(comparison: Comparison) -> Figure:
     return figure
 
 
-def ablation_figure(final: pd.DataFrame, metric: str) -> Figure:
-    """One panel per factor: `metric` at each level, mean with a 95% bootstrap CI over seeds."""
-    factors = list(dict.fromkeys(final["factor"].dropna()))
+def ablation_figure(levels: pd.DataFrame, metric: str) -> Figure:
+    """One panel per factor: `metric` at each level, the mean with its interval (`ablation_levels`)."""
+    factors = list(dict.fromkeys(levels["factor"]))
     figure, axes = _grid(len(factors))
     for ax, factor in zip(axes, factors, strict=True):
-        rows = final[final["factor"] == factor]
-        order = list(dict.fromkeys(rows["level"]))
-        sns.pointplot(data=rows, x="level", y=metric, order=order, errorbar=("ci", 95), ax=ax, seed=0)
+        rows = levels[levels["factor"] == factor]
+        below, above = rows["mean"] - rows["ci_low"], rows["ci_high"] - rows["mean"]
+        ax.errorbar(
+            rows["level"], rows["mean"], yerr=[below.fillna(0), above.fillna(0)], marker="o", capsize=3
+        )
         ax.set(title=factor, xlabel="level", ylabel=metric)
         ax.tick_params(axis="x", labelrotation=30)
     return figure

@@ -26,7 +26,7 @@ from analysis.select import comparison_trials, final_results, finished, unsearch
 from analysis.stats import compare, seed_summary
 from analysis.storage import exists, is_uri, join, read_bytes, upload_folder
 from analysis.summary import outcome_note
-from analysis.tables import results_table
+from analysis.tables import ablation_levels, results_table
 
 PROTOCOL = """Model selection uses validation data only: each trial reports test metrics at its best
 validation epoch (macro-F1 of the head; validation silhouette for standalone losses, whose test
@@ -125,13 +125,14 @@ def build_report(
         return join(str(out), "report.html")
     runs = load_runs(*paths)
     final = final_results(runs)
+    trials = finished(comparison_trials(final))
     report = Report(Path(out))
     title = "gloss-study report: " + ", ".join(sorted({str(s) for s in runs["study"].dropna()}))
     overview(report, final)
-    results_section(report, final, metric, baseline, alpha)
-    across_datasets(report, final, metric, alpha)
+    results_section(report, final, trials, metric, baseline, alpha)
+    across_datasets(report, trials, metric, alpha)
     convergence_section(report, runs)
-    optional_sections(report, runs, final, metric)
+    optional_sections(report, runs, final, trials, metric)
     report.heading("Statistical protocol")
     report.text(
         PROTOCOL.format(baseline=html.escape(baseline), alpha=alpha, measures=measures_sentence(runs))
@@ -214,23 +215,25 @@ def seed_reuse_note(final: pd.DataFrame) -> str:
     )
 
 
-def results_section(report: Report, final: pd.DataFrame, metric: str, baseline: str, alpha: float) -> None:
+def results_section(
+    report: Report, final: pd.DataFrame, trials: pd.DataFrame, metric: str, baseline: str, alpha: float
+) -> None:
+    """The results table, then per dataset the seeds' summary and the tests behind its marks."""
     table = results_table(final, metric, baseline, alpha)
     if table.mean.empty:
         return
     report.heading(f"Test results ({metric})")
     report.table("results", table.frame(), table.to_html(), table.to_latex())
-    trials = finished(comparison_trials(final))
     for dataset, group in trials.groupby("dataset"):
-        scores = group.pivot_table(index="seed", columns="loss", values=metric)
         report.heading(f"{dataset}: over seeds")
-        report.table(f"seeds-{dataset}", seed_summary(scores))
-        if baseline in scores and len(scores.dropna()) >= 2 and scores.shape[1] >= 2:
-            report.table(f"tests-{dataset}", compare(scores, baseline=baseline, alpha=alpha).pairwise)
+        report.table(
+            f"seeds-{dataset}", seed_summary(group.pivot_table(index="seed", columns="loss", values=metric))
+        )
+        if dataset in table.comparisons:
+            report.table(f"tests-{dataset}", table.comparisons[dataset].pairwise)
 
 
-def across_datasets(report: Report, final: pd.DataFrame, metric: str, alpha: float) -> None:
-    trials = finished(comparison_trials(final))
+def across_datasets(report: Report, trials: pd.DataFrame, metric: str, alpha: float) -> None:
     scores = trials.pivot_table(index="dataset", columns="loss", values=metric, aggfunc="mean").dropna()
     if len(scores) < 2 or scores.shape[1] < 2:
         return
@@ -250,23 +253,27 @@ def convergence_section(report: Report, runs: pd.DataFrame) -> None:
     report.figure(
         "convergence",
         convergence_figure(curve, metric),
-        f"{metric} by epoch: mean and 95% bootstrap band over seeds.",
+        f"{metric} by epoch: mean and 95% BCa bootstrap band over seeds (from 3 seeds).",
     )
     report.table("convergence", convergence_summary(trial_convergence(runs, metric)))
 
 
-def optional_sections(report: Report, runs: pd.DataFrame, final: pd.DataFrame, metric: str) -> None:
+def optional_sections(
+    report: Report, runs: pd.DataFrame, final: pd.DataFrame, trials: pd.DataFrame, metric: str
+) -> None:
     ablation = finished(final[final["phase"] == "ablation"]) if "factor" in final else final.iloc[0:0]
     if len(ablation):
         report.heading("Ablation")
         report.figure(
-            "ablation", ablation_figure(ablation, metric), f"{metric} at each level, 95% CI over seeds."
+            "ablation",
+            ablation_figure(ablation_levels(ablation, metric), metric),
+            f"{metric} at each level: mean and 95% BCa bootstrap interval over seeds.",
         )
     history = search_history(runs)
     if len(history):
         report.heading("Search")
         report.figure("search-history", search_history_figure(history), "Best validation score so far.")
-    if embeddings := saved_test_embeddings(finished(comparison_trials(final))):
+    if embeddings := saved_test_embeddings(trials):
         report.heading("Test embeddings")
         report.figure(
             "embeddings", embeddings_figure(embeddings), "First two principal components, by class."

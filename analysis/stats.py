@@ -106,15 +106,20 @@ def cohens_dz(d: np.ndarray) -> float:
     return float(d.mean() / d.std(ddof=1))
 
 
-def bootstrap_ci(values: np.ndarray, confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Seeded BCa bootstrap CI of the mean, ignoring NaN; (nan, nan) below 3 values, (v, v) if all equal v."""
+def bootstrap_ci(
+    values: np.ndarray, confidence: float = 0.95, seed: int = 0, resamples: int = 9999
+) -> tuple[float, float]:
+    """Seeded BCa bootstrap CI of the mean, ignoring NaN; (nan, nan) below 3 values, (v, v) if all
+    equal v. The one bootstrap of the package: tables, curves and figures all use it."""
     values = np.asarray(values, dtype=float)
     values = values[~np.isnan(values)]
     if values.size < 3:
         return math.nan, math.nan
     if np.ptp(values) == 0:
         return float(values[0]), float(values[0])
-    ci = stats.bootstrap((values,), np.mean, confidence_level=confidence, method="BCa", rng=seed)
+    ci = stats.bootstrap(
+        (values,), np.mean, confidence_level=confidence, method="BCa", rng=seed, n_resamples=resamples
+    )
     return float(ci.confidence_interval.low), float(ci.confidence_interval.high)
 
 

@@ -3,10 +3,11 @@ dataset, the best of each column in bold, and marks for significance against the
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from analysis.select import comparison_trials, finished
-from analysis.stats import compare
+from analysis.stats import Comparison, bootstrap_ci, compare
 
 BETTER, WORSE = "▲", "▼"
 LATEX_MARKS = {BETTER: r"$^{\blacktriangle}$", WORSE: r"$^{\blacktriangledown}$"}
@@ -24,6 +25,7 @@ class ResultTable:
     metric: str
     baseline: str | None
     alpha: float
+    comparisons: dict[str, Comparison]  # per dataset, the tests behind its marks
 
     def cell(
         self, loss: str, dataset: str, bold: tuple[str, str] = ("**", "**"), marks: dict | None = None
@@ -83,19 +85,36 @@ def results_table(
     trials = finished(comparison_trials(final))
     stats = trials.groupby(["loss", "dataset"])[metric].agg(["mean", "std", "count"])
     mean, std, n = (stats[c].unstack("dataset") for c in ("mean", "std", "count"))
+    baseline = baseline if baseline in mean.index else None
+    comparisons = {} if baseline is None else dataset_comparisons(trials, metric, baseline, alpha)
     marks = pd.DataFrame("", index=mean.index, columns=mean.columns)
-    if baseline is not None and baseline in mean.index:
-        for dataset, group in trials.groupby("dataset"):
-            for loss, mark in significance_marks(group, metric, baseline, alpha).items():
-                marks.loc[loss, dataset] = mark
-    return ResultTable(mean, std, n, marks, metric, baseline if baseline in mean.index else None, alpha)
+    for dataset, comparison in comparisons.items():
+        for row in comparison.significant().itertuples():
+            marks.loc[row.a, dataset] = BETTER if row.effect_size > 0 else WORSE
+    return ResultTable(mean, std, n, marks, metric, baseline, alpha, comparisons)
 
 
-def significance_marks(trials: pd.DataFrame, metric: str, baseline: str, alpha: float) -> dict[str, str]:
-    """Per loss, a mark when it differs significantly from the baseline over paired seeds."""
-    scores = trials.pivot_table(index="seed", columns="loss", values=metric).dropna()
-    if baseline not in scores or len(scores) < 2 or scores.shape[1] < 2:
-        return {}
-    result = compare(scores, baseline=baseline, alpha=alpha)
-    significant = result.pairwise[result.pairwise["p_holm"] < alpha]
-    return {row.a: BETTER if row.effect_size > 0 else WORSE for row in significant.itertuples()}
+def dataset_comparisons(
+    trials: pd.DataFrame, metric: str, baseline: str, alpha: float
+) -> dict[str, Comparison]:
+    """Per dataset, every loss against the baseline over paired seeds (where there are two seeds
+    with every loss scored, the baseline among them)."""
+    comparisons = {}
+    for dataset, group in trials.groupby("dataset"):
+        scores = group.pivot_table(index="seed", columns="loss", values=metric).dropna()
+        if baseline in scores and len(scores) >= 2 and scores.shape[1] >= 2:
+            comparisons[dataset] = compare(scores, baseline=baseline, alpha=alpha)
+    return comparisons
+
+
+def ablation_levels(final: pd.DataFrame, metric: str, confidence: float = 0.95) -> pd.DataFrame:
+    """Per ablation factor and level (in the order the study ran them): mean of `metric` over
+    seeds with its BCa bootstrap interval, and n."""
+    rows = []
+    for (factor, level), group in final.groupby(["factor", "level"], sort=False):
+        values = group[metric].to_numpy(dtype=float)
+        low, high = bootstrap_ci(values, confidence)
+        rows.append(
+            (factor, str(level), float(np.nanmean(values)), low, high, int(np.isfinite(values).sum()))
+        )
+    return pd.DataFrame(rows, columns=["factor", "level", "mean", "ci_low", "ci_high", "n"])

@@ -23,8 +23,8 @@ from analysis.plots import (
     search_history_figure,
 )
 from analysis.report import build_report, seed_reuse_note, unsearched_note
-from analysis.stats import compare
-from analysis.tables import BETTER, results_table
+from analysis.stats import bootstrap_ci, compare
+from analysis.tables import BETTER, ablation_levels, results_table
 
 FIXTURE = Path(__file__).parent / "fixtures" / "study"
 
@@ -137,9 +137,12 @@ def test_curves_average_over_seeds_with_a_band(runs):
     first = curve[(curve["dataset"] == "r8") & (curve["loss"] == "ce") & (curve["epoch"] == 1)].iloc[0]
     values = grid[(grid["dataset"] == "r8") & (grid["loss"] == "ce") & (grid["epoch"] == 1)]["val_macro_f1"]
     assert first["mean"] == pytest.approx(values.mean()) and first["n"] == 3
-    assert (curve["ci_low"] <= curve["mean"] + 1e-12).all() and (
-        curve["mean"] <= curve["ci_high"] + 1e-12
-    ).all()
+    banded = curve[curve["n"] >= 3]
+    assert len(banded) and (banded["ci_low"] <= banded["mean"] + 1e-12).all()
+    assert (banded["mean"] <= banded["ci_high"] + 1e-12).all()
+    assert curve[curve["n"] < 3][["ci_low", "ci_high"]].isna().all().all(), "no BCa band below 3 seeds"
+    low, high = bootstrap_ci(values.to_numpy(), resamples=2000)
+    assert (first["ci_low"], first["ci_high"]) == (low, high), "the package's one bootstrap"
 
 
 def test_convergence_figures_per_trial(runs):
@@ -265,9 +268,8 @@ def test_figures_have_their_axes_and_series(runs, final, tmp_path):
         "gloss",
         "supcon",
     }
-    ablation = ablation_figure(
-        final[(final["phase"] == "ablation") & (final["outcome"] == "completed")], "selected_test_macro_f1"
-    )
+    ablated = final[(final["phase"] == "ablation") & (final["outcome"] == "completed")]
+    ablation = ablation_figure(ablation_levels(ablated, "selected_test_macro_f1"), "selected_test_macro_f1")
     assert [ax.get_title() for ax in ablation.axes] == ["sigma"]
     assert [t.get_text() for t in ablation.axes[0].get_xticklabels()] == ["0.1", "1.0"]
     search = search_history_figure(search_history(runs))
