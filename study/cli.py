@@ -8,7 +8,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from trainables.errors import GlossError
+from trainables.errors import GlossError, StudyInterrupted
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     except GlossError as error:
         print(f"gloss: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, StudyInterrupted):
         print("gloss: interrupted; `gloss run ... --resume` continues where it stopped.", file=sys.stderr)
         return 130
 

@@ -11,7 +11,7 @@ from analysis.storage import filesystem, join, native_scheme
 from study.plan import Phase, final_phase, phases
 from study.searchers import FINISHED_STATUSES, METRIC, MODE
 from study.spec import StudySpec
-from trainables.errors import GlossError
+from trainables.errors import GlossError, StudyInterrupted
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ def run_phase(spec: StudySpec, phase: Phase, options: RunOptions, root: str):
         )
     results = tuner.fit()
     if len(results) < phase.trials or results.num_terminated + results.num_errors < len(results):
-        raise KeyboardInterrupt  # Tune caught the signal, saved its state and returned early
+        raise StudyInterrupted(f"the {phase.name} phase stopped before its trials ended")
     return results
 
 

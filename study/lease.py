@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 from analysis.storage import exists, filesystem, is_uri, join, read_bytes, write_bytes
-from trainables.errors import GlossError
+from trainables.errors import GlossError, StudyInterrupted
 
 LEASE_FILE = ".gloss-lease.json"
 HEARTBEAT_S = 20.0
@@ -128,7 +128,7 @@ def study_lease(root: str, take_over: bool = False) -> Iterator[StudyLease]:
     beat.start()
     try:
         yield lease
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, StudyInterrupted):
         if lease.lost:
             raise LeaseLost(
                 f"study {root} was taken over by another driver ({lease.lost}); this driver stopped."

@@ -27,7 +27,8 @@ def prepare_environment(address: str | None) -> None:
     # With frequent checkpoints (every epoch by default) and short frozen-fidelity epochs Tune
     # snapshots its experiment state often, which is cheap locally and needs no warning each time.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    # Records go to result.json and progress.csv (gloss's analysis reads them); no TensorBoard.
+    # Tune's default loggers off: run_phase adds the JSON (result.json, what gloss's analysis reads)
+    # and CSV loggers itself, and TensorBoard only when `tracking` asks for it.
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     if address is None:
         os.environ[LOCAL_ONLY] = "0"

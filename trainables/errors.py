@@ -11,3 +11,8 @@ class ConfigError(GlossError, ValueError):
 
 class DataError(GlossError):
     """A data directory or data file is missing or malformed."""
+
+
+class StudyInterrupted(Exception):
+    """A study stopped before its trials ended (Tune caught a signal and saved its state); not a
+    user's mistake: `gloss run ... --resume` continues it."""

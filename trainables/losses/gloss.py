@@ -33,7 +33,8 @@ PROBABILITY_FLOOR = 1e-8
 
 @dataclass(frozen=True)
 class GLossParams(AuxParams):
-    """G-Loss settings; g-loss.md explains each. `gamma` is the fraction of labels KEPT."""
+    """G-Loss settings (the paper's sigma, gamma, lambda; k and propagation are this project's
+    extensions). `gamma` is the fraction of labels KEPT."""
 
     lam: float = 0.7
     sigma: float | Literal["sqrt", "dicm"] = 0.5
@@ -80,7 +81,7 @@ class GLoss(AuxLoss):
 
     Hidden nodes whose class has no labeled node in the batch, or that no labeled node
     reaches, cannot be predicted by propagation: they are left out and counted in the stats.
-    The `reference` variant reproduces the authors' code (see g-loss.md) for ablations.
+    The `reference` variant reproduces the authors' code (their loss form, FIDELITY.md) for ablations.
     """
 
     needs = Needs(class_repeats=True)
