@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.files import replaced, write_text
 from analysis.storage import is_uri
+from common.atomic import atomic_path, write_text
 
 CACHE_DIR = ".gloss-analysis"
 ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
 
 
 def cache_root() -> Path:
-    """The root of gloss caches (the same rule as trainables.paths, which analysis does not import)."""
+    """The root of gloss caches (the same rule as common.paths, which analysis does not import)."""
     if explicit := os.environ.get("GLOSS_CACHE_DIR"):
         return Path(explicit).expanduser()
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "gloss"
@@ -48,7 +48,7 @@ def read_cache(folder: Path) -> tuple[pd.DataFrame | None, dict]:
 def write_cache(folder: Path, frame: pd.DataFrame, manifest: dict) -> None:
     """Write table then manifest, each atomically: a manifest never describes a missing table."""
     try:
-        with replaced(folder / "runs.parquet") as tmp:
+        with atomic_path(folder / "runs.parquet") as tmp:
             frame.to_parquet(tmp, index=False)
         write_text(folder / "manifest.json", json.dumps(manifest))
     except OSError:

@@ -22,10 +22,10 @@ import pyarrow.fs
 
 from analysis.cache import CACHE_DIR, cache_folder, read_cache, write_cache
 from analysis.storage import files_under, filesystem, is_uri, list_files
+from common.records import IDENTITY, RECORD_VERSION, Status
 
 RESULT_FILE, ERROR_FILE, PARAMS_FILE = "result.json", "error.txt", "params.json"
 RECORD_FILES = (RESULT_FILE, ERROR_FILE, PARAMS_FILE)
-IDENTITY = ("dataset", "loss", "loss_function", "seed", "model", "fidelity", "study", "phase")
 # Where a trial's config holds each identity field: `loss` is the study's row (config `method`;
 # records older than rows name the registry loss), `loss_function` the registry loss.
 CONFIG_KEYS = {"loss": ("method", "loss"), "loss_function": ("loss",)}
@@ -106,7 +106,7 @@ def read_trial(fs: pyarrow.fs.FileSystem, trial: Trial) -> tuple[list[dict], dic
         "error": errors.splitlines()[-1] if errors else "",
         "failures": sum(line.startswith("Failure # ") for line in errors.splitlines()),
     }
-    return records or [{"status": "failed"}], facts
+    return records or [{"status": Status.FAILED}], facts
 
 
 def frame_of(trials: list[tuple[list[dict], dict]]) -> pd.DataFrame:
@@ -185,7 +185,20 @@ def load_runs(*paths: str | Path) -> pd.DataFrame:
     frames = [f for f in frames if len(f)]
     if not frames:
         raise FileNotFoundError(f"no trial records (result.json) under {', '.join(map(str, paths))}")
-    return tidy_types(pd.concat(frames, ignore_index=True)) if len(frames) > 1 else frames[0]
+    runs = tidy_types(pd.concat(frames, ignore_index=True)) if len(frames) > 1 else frames[0]
+    check_record_version(runs)
+    return runs
+
+
+def check_record_version(runs: pd.DataFrame) -> None:
+    """Refuse records a newer gloss-study wrote, whose fields may mean what this one does not know
+    (records from before versions were written have none and are version 1)."""
+    newest = pd.to_numeric(runs.get("record_version", pd.Series(dtype=float)), errors="coerce").max()
+    if pd.notna(newest) and newest > RECORD_VERSION:
+        raise ValueError(
+            f"these records are version {int(newest)}, newer than the version {RECORD_VERSION} this "
+            "gloss-study reads; upgrade gloss-study to analyse them."
+        )
 
 
 def saved_test_embeddings(final: pd.DataFrame) -> dict[str, tuple]:

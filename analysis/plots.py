@@ -11,8 +11,8 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
-from analysis.files import replaced
 from analysis.stats import Comparison
+from common.atomic import atomic_path
 
 sns.set_theme(style="whitegrid", context="paper")
 
@@ -115,6 +115,6 @@ def save_figure(figure: Figure, folder: Path, name: str) -> list[Path]:
     """Write `name`.png and `name`.svg into `folder`."""
     paths = [folder / f"{name}.{suffix}" for suffix in ("png", "svg")]
     for path in paths:
-        with replaced(path) as tmp:
+        with atomic_path(path) as tmp:
             figure.savefig(tmp, dpi=150, format=path.suffix[1:])
     return paths

@@ -11,7 +11,6 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.curves import convergence_summary, curves, search_history, trial_convergence
-from analysis.files import write_text
 from analysis.load import load_runs, parent, saved_test_embeddings
 from analysis.paper import paper_table
 from analysis.plots import (
@@ -27,6 +26,7 @@ from analysis.stats import compare, seed_summary
 from analysis.storage import exists, is_uri, join, read_bytes, upload_folder
 from analysis.summary import outcome_note
 from analysis.tables import ablation_levels, results_table
+from common.atomic import write_text
 
 PROTOCOL = """Model selection uses validation data only: each trial reports test metrics at its best
 validation epoch (macro-F1 of the head; validation silhouette for standalone losses, whose test

@@ -2,7 +2,8 @@
 
 import pandas as pd
 
-FINISHED = ("completed", "early_stopped")
+from common.records import FINISHED, Status
+
 FROM_LAST = (
     "selected_test_accuracy",
     "selected_test_macro_f1",
@@ -12,17 +13,17 @@ FROM_LAST = (
     "failures",
 )
 #: What names one trial of a fixed comparison; a second folder with the same names is a duplicate.
-IDENTITY = ("dataset", "loss", "seed", "phase", "factor", "level")
+COMPARISON_KEY = ("dataset", "loss", "seed", "phase", "factor", "level")
 
 
 def outcomes(last: pd.DataFrame) -> pd.Series:
     """Per trial, its last state: completed, early_stopped or diverged as its last record says
     (also after restarts from faults it survived), failed when it ended on an error, else stopped
     (ended early by the scheduler)."""
-    ended = last["status"].isin([*FINISHED, "diverged"])
-    failed = (last["error"].fillna("").astype(str) != "") | (last["status"] == "failed")
+    ended = last["status"].isin([*FINISHED, Status.DIVERGED])
+    failed = (last["error"].fillna("").astype(str) != "") | (last["status"] == Status.FAILED)
     status = last["status"].where(ended, "stopped")
-    return status.where(ended | ~failed, "failed")
+    return status.where(ended | ~failed, Status.FAILED)
 
 
 def final_results(runs: pd.DataFrame) -> pd.DataFrame:
@@ -52,7 +53,7 @@ def drop_duplicates(final: pd.DataFrame) -> pd.DataFrame:
     same dataset, loss, seed and phase (two drivers of one study) is dropped, keeping a finished
     one; `duplicates` on the kept rows counts what was dropped. Search trials are all kept."""
     fixed = final["phase"] != "search" if "phase" in final else pd.Series(True, index=final.index)
-    names = [name for name in IDENTITY if name in final]
+    names = [name for name in COMPARISON_KEY if name in final]
     ranked = final.assign(_rank=(~final["outcome"].isin(FINISHED)).astype(int)).sort_values(
         "_rank", kind="stable"
     )

@@ -3,8 +3,7 @@
 import pandas as pd
 
 from analysis.select import comparison_trials, finished, unsearched
-
-METRIC = "selected_test_macro_f1"
+from common.records import FINISHED, RESULT_METRIC
 
 
 def outcome_note(final: pd.DataFrame) -> str:
@@ -12,7 +11,7 @@ def outcome_note(final: pd.DataFrame) -> str:
     finished after restarts, and on duplicate trial folders ignored; '' when there is nothing."""
     lines = []
     counts = final["outcome"].value_counts()
-    unusual = {k: int(v) for k, v in counts.items() if k not in ("completed", "early_stopped")}
+    unusual = {k: int(v) for k, v in counts.items() if k not in FINISHED}
     if unusual:
         note = ", ".join(f"{count} {outcome}" for outcome, count in unusual.items())
         failed = final[final["outcome"] == "failed"]
@@ -45,7 +44,7 @@ def headline_trials(final: pd.DataFrame) -> pd.DataFrame:
     return trials
 
 
-def summary_table(final: pd.DataFrame, metric: str = METRIC) -> pd.DataFrame:
+def summary_table(final: pd.DataFrame, metric: str = RESULT_METRIC) -> pd.DataFrame:
     """Dataset x loss cells 'mean +- std (n)' of `metric` in percent; '(n, unsearched)' where the
     row ran at its base configuration because its search chose nothing."""
     trials = headline_trials(final)

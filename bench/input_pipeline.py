@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from bench.common import median, parse, report, seconds
+from common.paths import resolve_data_dir
 from trainables.config import TrialConfig
 from trainables.data.corpus import load_corpus
 from trainables.data.inputs import TokenInputs
@@ -22,7 +23,6 @@ from trainables.data.splits import make_splits
 from trainables.data.tokens import tokenize
 from trainables.model.encoder import load_backbone, load_tokenizer
 from trainables.model.names import TINY, resolve_model
-from trainables.paths import resolve_data_dir
 from trainables.training.prepare import PreparedData
 from trainables.training.trainer import Trainer
 

@@ -8,7 +8,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from trainables.errors import GlossError, StudyInterrupted
+from common.errors import GlossError, StudyInterrupted
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -296,7 +296,7 @@ def show_presets(args: argparse.Namespace) -> int:
 
 
 def data_folder(args: argparse.Namespace, must_exist: bool = True) -> Path:
-    from trainables.paths import resolve_data_dir
+    from common.paths import resolve_data_dir
 
     return resolve_data_dir(args.data_dir, must_exist=must_exist)
 
@@ -336,8 +336,8 @@ def data_download(args: argparse.Namespace) -> int:
 
 
 def known_names(names: list[str]) -> list[str]:
+    from common.typed import suggest
     from trainables.data.registry import KNOWN_DATASETS
-    from trainables.typed import suggest
 
     for name in names:
         if name not in KNOWN_DATASETS:

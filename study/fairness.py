@@ -6,12 +6,12 @@ import dataclasses
 from collections import Counter
 from typing import Any
 
+from common.errors import ConfigError
+from common.typed import suggest
 from study.plan import Group, fixed_keys, space_origin
 from study.spec import CONDITIONS, StudySpec, where_in_spec
 from trainables.config import DEFAULT_LR, TrialConfig
-from trainables.errors import ConfigError
 from trainables.losses import loss_entry
-from trainables.typed import suggest
 
 GROUPED = {
     "batch_sampler": "sampler",

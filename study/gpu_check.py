@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import yaml
 
-from trainables.errors import GlossError
+from common.errors import GlossError
 
 BOOTSTRAP_CONFIG = "~/ray_bootstrap_config.yaml"
 CPU_FIX = "set resources.gpu: 0 to train on the CPU."

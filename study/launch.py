@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from analysis.storage import filesystem, join, native_scheme
+from common.errors import GlossError, StudyInterrupted
 from study.plan import Phase, final_phase, phases
 from study.searchers import FINISHED_STATUSES, METRIC, MODE
 from study.spec import StudySpec
-from trainables.errors import GlossError, StudyInterrupted
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 from analysis.storage import exists, filesystem, is_uri, join, read_bytes, write_bytes
-from trainables.errors import GlossError, StudyInterrupted
+from common.errors import GlossError, StudyInterrupted
 
 LEASE_FILE = ".gloss-lease.json"
 HEARTBEAT_S = 20.0

@@ -6,13 +6,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from common.errors import ConfigError
+from common.typed import join_path
 from study.searchers import FixedTrials, GroupedSearch, SearchGroup, merge_params, optuna_searcher
 from study.spaces import LEARNING_RATE, Distribution, parse_distribution, search_space
 from study.spec import StudySpec, where_in_spec
 from trainables.config import TrialConfig
-from trainables.errors import ConfigError
 from trainables.training.seeding import seed_hash
-from trainables.typed import join_path
 
 
 @dataclass(frozen=True)
@@ -324,10 +324,10 @@ def check_inputs(spec: StudySpec, *, dry_run: bool = False) -> None:
     """Before any trial: the model loads, every dataset reads cleanly and splits as configured.
     A dry run accepts the paper's aliases (bert-base, ...) where the hub is out of reach, so a
     laptop can plan a cluster's study; any other name must resolve here."""
+    from common.paths import resolve_data_dir
     from trainables.data.corpus import load_corpus
     from trainables.data.splits import make_splits
     from trainables.model.names import ALIASES, check_model
-    from trainables.paths import resolve_data_dir
 
     if not (dry_run and spec.model in ALIASES):
         check_model(spec.model)

@@ -4,8 +4,8 @@ import importlib.resources
 
 import yaml
 
-from trainables.errors import ConfigError
-from trainables.typed import suggest
+from common.errors import ConfigError
+from common.typed import suggest
 
 
 def preset_folder():

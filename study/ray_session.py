@@ -4,7 +4,7 @@ or an existing cluster at --address."""
 import os
 import socket
 
-from trainables.errors import GlossError
+from common.errors import GlossError
 
 LOCAL_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 # Where an S3-compatible store is and which region: settings, not secrets, so the driver hands

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.storage import is_uri
-from trainables.errors import GlossError
+from common.errors import GlossError
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "cluster" / "slurm.sbatch"
 

@@ -7,9 +7,9 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from trainables.errors import ConfigError
+from common.errors import ConfigError
+from common.typed import check_keys, join_path
 from trainables.losses import loss_entry
-from trainables.typed import check_keys, join_path
 
 KINDS = ("log_uniform", "uniform", "int", "choice")
 

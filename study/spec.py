@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 import yaml
 
-from trainables.errors import ConfigError
-from trainables.typed import from_mapping, join_path, suggest
+from common.errors import ConfigError
+from common.typed import from_mapping, join_path, suggest
 
 Kind = Literal["grid", "search", "protocol", "ablation"]
 Tracker = Literal["tensorboard", "mlflow", "wandb"]

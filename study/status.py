@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from analysis.load import RECORD_FILES, load_runs
-from analysis.select import FINISHED, final_results
+from analysis.select import final_results
 from analysis.storage import files_under, join, read_bytes
+from common.records import FINISHED, Status
 from study.lease import STALE_AFTER_S, read_lease
 from study.progress import clock
 from study.provenance import PROVENANCE_FILE
@@ -139,11 +140,11 @@ def classify(outcome: str, tune_status: str | None) -> str:
     """done, failed, diverged, or unfinished (still to run: running, or interrupted)."""
     if outcome in FINISHED:
         return "done"
-    if outcome == "diverged":
+    if outcome == Status.DIVERGED:
         return "diverged"
     if tune_status in ("RUNNING", "PENDING", "PAUSED"):
         return "unfinished"  # also a trial Tune restarts after a fault it survives
-    if outcome == "failed" or tune_status == "ERROR":
+    if outcome == Status.FAILED or tune_status == "ERROR":
         return "failed"
     # Stopped without an error: by the scheduler (Tune ended it), or cut off mid-epoch.
     return "done" if tune_status == "TERMINATED" else "unfinished"

@@ -12,7 +12,7 @@ import socket
 import pyarrow.fs
 
 from analysis.storage import exists, filesystem, is_uri, join, read_bytes, write_bytes
-from trainables.errors import ConfigError
+from common.errors import ConfigError
 
 CHECK_FOLDER = ".gloss-storage-check"
 TIMEOUT_S = 120.0

@@ -9,9 +9,9 @@ import typing
 from typing import Any
 
 from analysis.storage import is_uri, local_path
+from common.errors import ConfigError, GlossError
+from common.typed import suggest
 from study.spec import StudySpec, Tracker
-from trainables.errors import ConfigError, GlossError
-from trainables.typed import suggest
 
 TRACKERS: tuple[str, ...] = typing.get_args(Tracker)
 # The module each tracker needs, and the pip package that provides it.
@@ -20,7 +20,7 @@ PACKAGES = {
     "mlflow": ("mlflow", "mlflow-skinny"),
     "wandb": ("wandb", "wandb"),
 }
-IDENTITY = ("study", "dataset", "loss", "seed", "phase")
+TAGS = ("study", "dataset", "loss", "seed", "phase")  # what tells a tracker's runs apart
 OFFLINE_MODES = ("offline", "disabled", "dryrun")
 
 
@@ -139,7 +139,7 @@ def wandb_callback(spec: StudySpec, phase: str, root: str) -> Any:
 
 def identity(config: dict[str, Any]) -> dict[str, str]:
     """A trial's identity as string tags."""
-    return {key: str(config[key]) for key in IDENTITY if key in config}
+    return {key: str(config[key]) for key in TAGS if key in config}
 
 
 def wandb_credentials() -> bool:

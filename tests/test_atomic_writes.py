@@ -19,13 +19,13 @@ import pandas as pd
 import pytest
 import torch
 
-from analysis import files, load_runs
+from analysis import load_runs
 from analysis import plots as plot_module
 from analysis.report import Report
+from common import atomic
 from tests import killable
 from tests.killable import Stalled, kill_mid_write, stalled_open
 from tests.processes import uninterrupted_run
-from trainables import atomic
 from trainables.checkpoint import STATE_FILE, load_state
 from trainables.config import TrialConfig
 from trainables.data import tokens
@@ -50,11 +50,11 @@ def assert_leftover_of(leftover: Path, target: Path, pid: int, size: int) -> Non
 
 # The write helpers themselves
 
-HELPERS = {"atomic_path": atomic.atomic_path, "replaced": files.replaced}
+HELPERS = {"atomic_path": atomic.atomic_path}
 
 
 def write_through(helper: str, target: Path, marker: Path) -> None:
-    """Replace `target` through one of the two write helpers; stall after 4 bytes."""
+    """Replace `target` through a write helper; stall after 4 bytes."""
     with HELPERS[helper](target) as tmp, open(tmp, "wb") as handle:
         Stalled(handle, marker, after=4).write(b"new contents")
 
@@ -215,7 +215,7 @@ def write_table_until_killed(out: Path, marker: Path) -> None:
         with Stalled(open(self, "w", **kwargs), marker, after=20) as handle:
             handle.write(data)
 
-    Path.write_text = stalled  # what analysis.files.write_text writes with
+    Path.write_text = stalled  # what common.atomic.write_text writes with
     Report(out).table("results", table(0.9))
 
 

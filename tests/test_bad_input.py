@@ -8,10 +8,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from common.errors import ConfigError
 from study.cli import main
 from study.spec import StudySpec, spec_from_mapping
 from trainables.config import TrialConfig
-from trainables.errors import ConfigError
 
 
 def refused(args: list[str], capsys) -> str:

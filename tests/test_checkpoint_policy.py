@@ -8,12 +8,12 @@ import pytest
 import yaml
 from pyarrow import fs as pafs
 
+from common.errors import ConfigError
 from study.checkpoints import delete_trial_states
 from study.spec import spec_from_mapping
 from tests.processes import start_gloss
 from trainables.checkpoint import EMBEDDINGS_FILE, STATE_FILE, Cadence
 from trainables.config import TrialConfig
-from trainables.errors import ConfigError
 
 BASE = {"name": "t", "kind": "grid", "datasets": ["r8"]}
 BUCKET = "gloss-test"

@@ -6,13 +6,13 @@ import json
 import numpy as np
 import pytest
 
+from common.errors import ConfigError, DataError
+from common.paths import resolve_data_dir
 from trainables.data.batches import ClassAwareBatches, RandomBatches
 from trainables.data.corpus import load_corpus
 from trainables.data.inputs import TokenInputs
 from trainables.data.reader import read_split
 from trainables.data.splits import make_splits, validation_split
-from trainables.errors import ConfigError, DataError
-from trainables.paths import resolve_data_dir
 
 
 def write_jsonl(path, rows):

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from common.errors import DataError
 from trainables.data.download import REUTERS_COMMIT, TEXT_GCN_COMMIT, Sources, download_dataset
 from trainables.data.registry import KNOWN_DATASETS
-from trainables.errors import DataError
 
 TEXT_GCN = f"text_gcn-{TEXT_GCN_COMMIT}"
 REUTER = f"Reuter-{REUTERS_COMMIT}"

@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from common.errors import ConfigError
 from study.cli import main
 from study.launch import best_configs
 from study.plan import final_phase, phases
 from study.spec import spec_from_mapping
 from trainables.config import TrialConfig
 from trainables.data.batches import ClassAwareBatches, RandomBatches
-from trainables.errors import ConfigError
 from trainables.losses.registry import LOSSES
 from trainables.training.trainer import batch_order
 

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.semi_supervised import LabelSpreading
 
-from trainables.errors import ConfigError
+from common.errors import ConfigError
 from trainables.losses import LossContext
 from trainables.losses.gloss import GLoss, GLossParams, label_propagation
 from trainables.losses.sigma import sigma_heuristic

@@ -17,13 +17,13 @@ import torch
 import yaml
 
 from analysis import final_results, load_runs
+from common.errors import ConfigError, GlossError
 from study.cli import main, print_summary
 from study.gpu_check import autoscaler_offer, check_gpus
 from study.launch import RunOptions, run_study
 from study.ray_session import connect
 from study.spec import spec_from_mapping
 from trainables.config import TrialConfig
-from trainables.errors import ConfigError, GlossError
 from trainables.training.device import DeviceError, place, resolve_precision
 from trainables.training.trainer import Trainer
 

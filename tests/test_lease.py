@@ -12,11 +12,11 @@ import time
 import pytest
 import yaml
 
+from common.errors import GlossError
 from study import lease as lease_module
 from study.lease import LEASE_FILE, LeaseLost, StudyLease, read_lease, study_lease
 from tests.processes import start_gloss, wait_for
 from tests.s3_server import s3_server
-from trainables.errors import GlossError
 
 GRID = {
     "name": "leased",

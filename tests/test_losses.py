@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from pytorch_metric_learning import distances as pml_distances
 from pytorch_metric_learning import losses as pml_losses
 
-from trainables.errors import ConfigError
+from common.errors import ConfigError
 from trainables.losses import LossContext, Objective, build_aux_loss, loss_entry
 from trainables.losses.contrastive import ContrastiveParams
 from trainables.losses.cosine_mse import CosineMSEParams

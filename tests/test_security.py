@@ -19,10 +19,10 @@ import pytest
 import torch
 import yaml
 
+from common.errors import ConfigError
 from study.spec import parse_yaml
 from tests.processes import start_gloss
 from trainables.checkpoint import STATE_FILE, load_state, save_state
-from trainables.errors import ConfigError
 
 
 def is_loopback(ip: str) -> bool:

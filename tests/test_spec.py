@@ -2,10 +2,10 @@
 
 import pytest
 
+from common.errors import ConfigError
 from study.plan import phases
 from study.presets import preset_names, preset_text
 from study.spec import apply_overrides, parse_yaml, spec_from_mapping
-from trainables.errors import ConfigError
 
 BASE = {"name": "t", "kind": "grid", "datasets": ["r8"], "losses": ["ce", "gloss"], "seeds": [0, 1]}
 

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from common.errors import ConfigError
 from study.cli import main
 from study.spec import spec_from_mapping
 from study.tracking import parse_tracking_flag
 from tests.test_sweep import TINY_TRAINING, write_spec
-from trainables.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 EPOCHS = 2

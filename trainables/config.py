@@ -6,10 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from trainables.errors import ConfigError
+from common.errors import ConfigError
+from common.typed import coerce, from_mapping
 from trainables.losses.base import AuxParams, CEParams
 from trainables.losses.registry import loss_entry
-from trainables.typed import coerce, from_mapping
 
 DEFAULT_LR = {"full": 2e-5, "frozen": 1e-3}
 

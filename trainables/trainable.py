@@ -9,11 +9,11 @@ import socket
 import tempfile
 from typing import TYPE_CHECKING, Any
 
+from common.records import IDENTITY, RECORD_VERSION
+
 if TYPE_CHECKING:
     from trainables.checkpoint import Cadence
     from trainables.training.trainer import Trainer
-
-IDENTITY = ("dataset", "seed", "model", "fidelity", "study", "phase")
 
 
 def train_trial(config: dict[str, Any]) -> None:
@@ -38,8 +38,9 @@ def train_trial(config: dict[str, Any]) -> None:
     trainer = Trainer(trial, placement=placement)
     if state is not None:
         trainer.load_state_dict(state)
-    identity = {name: getattr(trial, name) for name in IDENTITY}
-    identity |= {"loss": trial.method, "loss_function": trial.loss}  # the study's row; the registry loss
+    # The record contract's identity: the study's row name and the registry loss, then the rest.
+    identity = {"loss": trial.method, "loss_function": trial.loss, "record_version": RECORD_VERSION}
+    identity |= {name: getattr(trial, name) for name in IDENTITY if name not in identity}
     identity |= {
         "node": socket.gethostname(),
         "node_id": _node_id(),

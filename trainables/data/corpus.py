@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
+from common.errors import DataError
+from common.typed import suggest
 from trainables.data.reader import SUFFIXES, read_split
 from trainables.data.registry import KNOWN_DATASETS
-from trainables.errors import DataError
-from trainables.typed import suggest
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from trainables.atomic import atomic_path, file_lock
+from common.atomic import atomic_path, file_lock
+from common.errors import DataError
+from common.paths import cache_dir
+from common.typed import suggest
 from trainables.data.registry import KNOWN_DATASETS, KnownDataset
-from trainables.errors import DataError
-from trainables.paths import cache_dir
-from trainables.typed import suggest
 
 TEXT_GCN_COMMIT = "962223652e9bb164ac2d83cd09fc7b8845ce860b"
 REUTERS_COMMIT = "d0a779dd9cc078074c4185f1cac45e5a840a124c"

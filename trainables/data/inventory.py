@@ -5,9 +5,9 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.errors import DataError
 from trainables.data.corpus import load_corpus, split_file
 from trainables.data.registry import KNOWN_DATASETS
-from trainables.errors import DataError
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import io
 import json
 from pathlib import Path
 
-from trainables.errors import DataError
+from common.errors import DataError
 
 SUFFIXES = (".jsonl.gz", ".jsonl", ".csv.gz", ".csv")
 

@@ -4,8 +4,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from common.errors import ConfigError
 from trainables.data.corpus import Corpus
-from trainables.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from trainables.paths import cache_dir
+from common.paths import cache_dir
 
 
 def texts_fingerprint(texts: Sequence[str]) -> str:

@@ -7,7 +7,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from trainables.errors import ConfigError
+from common.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from trainables.errors import ConfigError
+from common.errors import ConfigError
 from trainables.losses.base import (
     AuxLoss,
     AuxParams,

@@ -3,14 +3,14 @@
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from trainables.errors import ConfigError
+from common.errors import ConfigError
+from common.typed import suggest
 from trainables.losses.base import AuxLoss, AuxParams, CEParams, LossContext, Needs
 from trainables.losses.contrastive import ContrastiveLoss, ContrastiveParams
 from trainables.losses.cosine_mse import CosineMSELoss, CosineMSEParams
 from trainables.losses.gloss import GLoss, GLossParams
 from trainables.losses.supcon import SupConLoss, SupConParams
 from trainables.losses.triplet import TripletLoss, TripletParams
-from trainables.typed import suggest
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-from trainables.errors import ConfigError
+from common.errors import ConfigError
 
 SIGMA_HEURISTICS = ("sqrt", "dicm")
 SAMPLE_SIZE = 4000

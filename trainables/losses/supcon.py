@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from trainables.errors import ConfigError
+from common.errors import ConfigError
 from trainables.losses.base import AuxLoss, AuxParams, LossContext, LossResult, Needs, zero_loss
 from trainables.losses.pairs import pair_masks
 

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 import torch
 
-from trainables.errors import ConfigError
+from common.errors import ConfigError
 from trainables.losses.base import AuxLoss, AuxParams, LossContext, LossResult, Needs, zero_loss
 from trainables.losses.pairs import euclidean_distances, pair_masks
 

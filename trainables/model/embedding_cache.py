@@ -8,11 +8,11 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from trainables.atomic import atomic_path, file_lock
+from common.atomic import atomic_path, file_lock
+from common.paths import cache_dir
 from trainables.data.tokens import texts_fingerprint, tokenize
 from trainables.model.encoder import Pooling, TextEncoder, load_backbone, load_tokenizer
 from trainables.model.names import resolve_model
-from trainables.paths import cache_dir
 
 EMBED_BATCH = 64
 

@@ -5,8 +5,8 @@ import os
 import socket
 from pathlib import Path
 
-from trainables.errors import ConfigError
-from trainables.typed import suggest
+from common.errors import ConfigError
+from common.typed import suggest
 
 TINY = "tiny-bert"
 ALIASES = {

@@ -14,7 +14,7 @@ from typing import Literal
 
 import torch
 
-from trainables.errors import GlossError
+from common.errors import GlossError
 
 Precision = Literal["bf16", "fp16", "fp32"]
 Bf16Support = Literal["native", "emulated", "none"]

@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from common.paths import resolve_data_dir
 from trainables.config import TrialConfig
 from trainables.data.corpus import Corpus, load_corpus
 from trainables.data.inputs import FeatureInputs, TokenInputs
 from trainables.data.splits import SplitIndices, make_splits
 from trainables.model.embedding_cache import pooled_embeddings
 from trainables.model.encoder import load_tokenizer
-from trainables.paths import resolve_data_dir
 
 Inputs = TokenInputs | FeatureInputs
 

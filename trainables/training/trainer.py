@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from common.records import Status
 from trainables.config import TrialConfig
 from trainables.data.batches import ClassAwareBatches, RandomBatches
 from trainables.losses import LossContext, Objective, build_aux_loss
@@ -86,11 +87,11 @@ class Trainer:
         self.probe_metrics: dict[str, float] = {}
         self.epoch = 0
         self.train_time = 0.0
-        self.status = "running"
+        self.status = Status.RUNNING
 
     @property
     def finished(self) -> bool:
-        return self.status != "running"
+        return self.status != Status.RUNNING
 
     def run(self) -> Iterator[dict]:
         """One record per epoch until the budget, early stopping or divergence ends training."""
@@ -105,10 +106,10 @@ class Trainer:
         try:
             record = self._train_epoch()
         except Diverged as reason:
-            self.status = "diverged"
+            self.status = Status.DIVERGED
             return {
                 "epoch": self.epoch,
-                "status": self.status,
+                "status": self.status.value,
                 "diverged_reason": str(reason),
                 **self.placement.record(),
                 **self._selection_fields(),
@@ -118,7 +119,7 @@ class Trainer:
         record.update(
             epoch=self.epoch,
             epoch_time_s=time.perf_counter() - start,
-            status=self.status,
+            status=self.status.value,
             train_time_s=self.train_time,
             peak_memory_mb=self._peak_memory_mb(),
             **self.placement.record(),
@@ -230,9 +231,9 @@ class Trainer:
             if self.config.save_embeddings:
                 self.best_test_embeddings = self.last_test_embeddings.half()
         if self.best.stop:
-            self.status = "early_stopped"
+            self.status = Status.EARLY_STOPPED
         elif self.epoch >= self.config.epochs:
-            self.status = "completed"
+            self.status = Status.COMPLETED
 
     def _probe(self) -> dict:
         """Standalone mode: a linear probe on embeddings from the best epoch's weights."""
@@ -274,7 +275,7 @@ class Trainer:
         """Everything needed to continue after this epoch; RNG state derives from (seed, epoch)."""
         return {
             "epoch": self.epoch,
-            "status": self.status,
+            "status": self.status.value,  # plain data: checkpoints load with weights_only
             "train_time": self.train_time,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -287,7 +288,11 @@ class Trainer:
 
     def load_state_dict(self, state: dict) -> None:
         """Continue from a state taken by `state_dict`."""
-        self.epoch, self.status, self.train_time = state["epoch"], state["status"], state["train_time"]
+        self.epoch, self.status, self.train_time = (
+            state["epoch"],
+            Status(state["status"]),
+            state["train_time"],
+        )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])

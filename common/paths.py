@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 
-from trainables.errors import DataError
+from common.errors import DataError
 
 
 def cache_root() -> Path:

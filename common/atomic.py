@@ -35,6 +35,12 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
+def write_text(target: str | os.PathLike, text: str) -> None:
+    """Replace `target` with `text` atomically."""
+    with atomic_path(target) as tmp:
+        tmp.write_text(text)
+
+
 def host_prefix(target: Path) -> str:
     """How the names of `target`'s temporary files written on this host start (the pid follows)."""
     return f".{target.name}.{socket.gethostname()}."

@@ -9,7 +9,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any, Literal, TypeVar, Union
 
-from trainables.errors import ConfigError
+from common.errors import ConfigError
 
 T = TypeVar("T")
 

@@ -1,0 +1,34 @@
+"""The run record: what a trial reports each epoch and the analysis reads back, defined once.
+
+A record is one flat JSON object per epoch in a trial's `result.json`, written by
+`trainables.trainable` and read by `analysis.load` (which imports neither `study` nor
+`trainables`: this module is the contract between them)."""
+
+from enum import StrEnum
+
+RECORD_VERSION = 1  # bumped when a field changes meaning; every record carries it
+
+# Who the trial is: on every record, so a record read alone says what it measured. `loss` is the
+# study's row name (e.g. gloss_o+ce), `loss_function` the registry loss it trains with.
+IDENTITY = ("dataset", "loss", "loss_function", "seed", "model", "fidelity", "study", "phase")
+
+
+class Status(StrEnum):
+    """A trial's state, as its records say (`failed` is the analysis' word for a trial whose
+    process raised: its records never say so themselves)."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"  # trained for its whole epoch budget
+    EARLY_STOPPED = "early_stopped"  # validation stopped improving for `patience` epochs
+    DIVERGED = "diverged"  # the loss or its gradient stopped being finite
+    FAILED = "failed"
+
+
+# Trials that trained to their own end: only they can win a search or count in a result table.
+FINISHED = (Status.COMPLETED, Status.EARLY_STOPPED)
+
+# The trial's best validation score so far (its monitor: head macro-F1, or the validation
+# silhouette in standalone mode): what searches maximise.
+SEARCH_METRIC, SEARCH_MODE = "best_score", "max"
+# Test macro-F1 at the best validation epoch (the probe's in standalone mode): what tables report.
+RESULT_METRIC = "selected_test_macro_f1"
