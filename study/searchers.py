@@ -1,15 +1,20 @@
 """Tune searchers: a fixed list of trials (grid, ablation, the protocol's final runs) and one
-independent Optuna search per dataset x loss behind a single Tune searcher."""
+independent Optuna search per dataset x loss behind a single Tune searcher. The Optuna searcher is
+our own, over Optuna's public ask-and-tell interface, so it touches no private part of Ray or
+Optuna and tells Optuna the truth about trials Tune's scheduler stopped early."""
 
 import math
 import pickle
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
+import optuna
+from optuna.trial import TrialState
+from ray.tune.result import TRAINING_ITERATION
 from ray.tune.search import ConcurrencyLimiter, Searcher
-from ray.tune.search.optuna import OptunaSearch
 
-from study.spaces import SpaceSampler, split_params
+from study.spaces import Distribution, SpaceSampler, split_params
 
 METRIC, MODE = "best_score", "max"
 FINISHED_STATUSES = ("completed", "early_stopped")  # a diverged trial never wins a search
@@ -44,52 +49,64 @@ class FixedTrials(PicklingSearcher):
         """Nothing to learn from a fixed list."""
 
 
-class BudgetAwareOptunaSearch(OptunaSearch):
-    """OptunaSearch that tells Optuna the truth about trials Tune's scheduler stopped early.
+class OptunaAskTell(PicklingSearcher):
+    """One Optuna study behind Tune, through Optuna's public ask-and-tell interface.
 
-    ASHA-stopped and diverged trials are told as PRUNED: TPE ranks them below every finished
-    trial, by their last reported value, instead of treating a truncated score as final. Trials
-    without a finite score (diverged in their first epoch) are told as FAIL.
+    Each suggestion asks the study for a trial and draws the space through it (define-by-run, so
+    conditional parameters such as alpha work). Finite scores are reported as intermediate values
+    by training iteration. Each trial is told once: COMPLETE with its score when it finished;
+    PRUNED when Tune's scheduler stopped it early or it diverged after scoring, so TPE ranks it
+    below every finished trial by its last reported value instead of taking a truncated score as
+    final; FAIL when it errored or never had a finite score. Metric and mode are fixed here (the
+    study maximizes `best_score`), so Tune's `set_search_properties` keeps the default, False.
+    Saving pickles everything together (the study with its in-memory storage and seeded sampler,
+    the asked trials, the told set), so `--resume` continues the same study and can tell trials
+    suggested before the save.
     """
 
+    def __init__(self, space: dict[str, Distribution], sampler: optuna.samplers.BaseSampler) -> None:
+        super().__init__(metric=METRIC, mode=MODE)
+        self.draw = SpaceSampler(space)
+        self.study = optuna.create_study(direction="maximize", sampler=sampler)
+        self.trials: dict[str, optuna.Trial] = {}  # Tune trial id -> the Optuna trial it runs
+        self.told: set[str] = set()
+
+    def suggest(self, trial_id: str) -> dict[str, Any]:
+        trial = self.study.ask()
+        self.draw(trial)
+        self.trials[trial_id] = trial
+        return trial.params
+
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        if math.isfinite(result.get(self.metric, math.nan)):
-            super().on_trial_result(trial_id, result)
+        score = result.get(self.metric, math.nan)
+        if trial_id not in self.told and math.isfinite(score):
+            self.trials[trial_id].report(score, step=result[TRAINING_ITERATION])
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        from optuna.trial import TrialState
-
-        if trial_id in self._completed_trials or not result or error:
-            return super().on_trial_complete(trial_id, result, error)
-        stopped_early = result.get("status") not in FINISHED_STATUSES
-        scored = math.isfinite(result.get(self.metric, math.nan))
-        if stopped_early or not scored:
-            state = TrialState.PRUNED if stopped_early and scored else TrialState.FAIL
-            self._ot_study.tell(self._ot_trials[trial_id], state=state)
-            self._completed_trials.add(trial_id)
-            return None
-        return super().on_trial_complete(trial_id, result, error)
+        if trial_id in self.told:
+            return
+        self.told.add(trial_id)
+        trial, score = self.trials[trial_id], (result or {}).get(self.metric, math.nan)
+        if error or not math.isfinite(score):
+            self.study.tell(trial, state=TrialState.FAIL)
+        elif result.get("status") not in FINISHED_STATUSES:
+            self.study.tell(trial, state=TrialState.PRUNED)
+        else:
+            self.study.tell(trial, score)
 
 
 def optuna_searcher(space: dict, sampler: str, seed: int, max_concurrent: int, budget: int) -> Searcher:
     """A seeded TPE (or random) search over `space`, at most `max_concurrent` trials at a time."""
-    import optuna
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     chosen = tpe_sampler(seed, budget) if sampler == "tpe" else optuna.samplers.RandomSampler(seed=seed)
-    search = BudgetAwareOptunaSearch(space=SpaceSampler(space), metric=METRIC, mode=MODE, sampler=chosen)
-    return ConcurrencyLimiter(search, max_concurrent=max_concurrent)
+    return ConcurrencyLimiter(OptunaAskTell(space, chosen), max_concurrent=max_concurrent)
 
 
-def tpe_sampler(seed: int, budget: int):
+def tpe_sampler(seed: int, budget: int) -> optuna.samplers.TPESampler:
     """TPE for small budgets: random start-up trials a quarter of the budget (3 to 10, not Optuna's
     fixed 10, which leaves a 20-trial search little guided), a joint model of the parameters
     (multivariate, grouped for conditional ones such as alpha), and a constant liar so parallel
     trials do not all propose the same point (bench/search_efficiency.py measures the effect)."""
-    import warnings
-
-    import optuna
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.samplers.TPESampler(
