@@ -9,8 +9,8 @@ from typing import Any
 
 from analysis.storage import filesystem, join, native_scheme
 from common.errors import GlossError, StudyInterrupted
+from common.records import FINISHED, SEARCH_METRIC, SEARCH_MODE
 from study.plan import Phase, final_phase, phases
-from study.searchers import FINISHED_STATUSES, METRIC, MODE
 from study.spec import StudySpec
 
 
@@ -72,8 +72,8 @@ def run_phase(spec: StudySpec, phase: Phase, options: RunOptions, root: str):
             tune_config=tune.TuneConfig(
                 search_alg=phase.searcher(),
                 num_samples=phase.trials,
-                metric=METRIC,
-                mode=MODE,
+                metric=SEARCH_METRIC,
+                mode=SEARCH_MODE,
                 scheduler=scheduler(spec) if phase.asha else None,
                 max_concurrent_trials=live_trials(spec, phase, options),
                 reuse_actors=True,
@@ -143,8 +143,8 @@ def best_configs(results) -> dict[tuple[str, str], dict[str, Any]]:
     best: dict[tuple[str, str], tuple[float, dict]] = {}
     for result in results:
         metrics = result.metrics or {}
-        score = metrics.get(METRIC, math.nan)
-        if result.error or metrics.get("status") not in FINISHED_STATUSES or not math.isfinite(score):
+        score = metrics.get(SEARCH_METRIC, math.nan)
+        if result.error or metrics.get("status") not in FINISHED or not math.isfinite(score):
             continue
         key = (result.config["dataset"], result.config.get("method") or result.config["loss"])
         if key not in best or score > best[key][0]:

@@ -7,7 +7,7 @@ import time
 
 from ray.tune import Callback
 
-from study.searchers import METRIC
+from common.records import SEARCH_METRIC
 
 
 def ending(trial) -> str:
@@ -94,12 +94,12 @@ class Progress(Callback):
 
     @staticmethod
     def best(trials: list) -> str:
-        scored = [t for t in trials if math.isfinite((t.last_result or {}).get(METRIC, math.nan))]
+        scored = [t for t in trials if math.isfinite((t.last_result or {}).get(SEARCH_METRIC, math.nan))]
         if not scored:
             return ""
-        top = max(scored, key=lambda t: t.last_result[METRIC])
+        top = max(scored, key=lambda t: t.last_result[SEARCH_METRIC])
         result = top.last_result
         return (
-            f"best {result.get('monitor', METRIC)} {result[METRIC]:.4f} "
+            f"best {result.get('monitor', SEARCH_METRIC)} {result[SEARCH_METRIC]:.4f} "
             f"({result.get('dataset')} {result.get('loss')} seed {result.get('seed')})"
         )

@@ -14,10 +14,8 @@ from optuna.trial import TrialState
 from ray.tune.result import TRAINING_ITERATION
 from ray.tune.search import ConcurrencyLimiter, Searcher
 
+from common.records import FINISHED, SEARCH_METRIC, SEARCH_MODE
 from study.spaces import Distribution, SpaceSampler, split_params
-
-METRIC, MODE = "best_score", "max"
-FINISHED_STATUSES = ("completed", "early_stopped")  # a diverged trial never wins a search
 
 
 class PicklingSearcher(Searcher):
@@ -36,7 +34,7 @@ class FixedTrials(PicklingSearcher):
     """Suggest a given list of complete trial configs, in order, then finish."""
 
     def __init__(self, configs: list[dict[str, Any]]) -> None:
-        super().__init__(metric=METRIC, mode=MODE)
+        super().__init__(metric=SEARCH_METRIC, mode=SEARCH_MODE)
         self.configs, self.next = configs, 0
 
     def suggest(self, trial_id: str) -> dict | str | None:
@@ -65,7 +63,7 @@ class OptunaAskTell(PicklingSearcher):
     """
 
     def __init__(self, space: dict[str, Distribution], sampler: optuna.samplers.BaseSampler) -> None:
-        super().__init__(metric=METRIC, mode=MODE)
+        super().__init__(metric=SEARCH_METRIC, mode=SEARCH_MODE)
         self.draw = SpaceSampler(space)
         self.study = optuna.create_study(direction="maximize", sampler=sampler)
         self.trials: dict[str, optuna.Trial] = {}  # Tune trial id -> the Optuna trial it runs
@@ -89,7 +87,7 @@ class OptunaAskTell(PicklingSearcher):
         trial, score = self.trials[trial_id], (result or {}).get(self.metric, math.nan)
         if error or not math.isfinite(score):
             self.study.tell(trial, state=TrialState.FAIL)
-        elif result.get("status") not in FINISHED_STATUSES:
+        elif result.get("status") not in FINISHED:
             self.study.tell(trial, state=TrialState.PRUNED)
         else:
             self.study.tell(trial, score)
@@ -134,7 +132,7 @@ class GroupedSearch(PicklingSearcher):
     trials; groups take turns so none starves."""
 
     def __init__(self, groups: list[SearchGroup]) -> None:
-        super().__init__(metric=METRIC, mode=MODE)
+        super().__init__(metric=SEARCH_METRIC, mode=SEARCH_MODE)
         self.groups, self.turn = groups, 0
 
     def suggest(self, trial_id: str) -> dict | str | None:

@@ -17,11 +17,10 @@ import pandas as pd
 from analysis.load import RECORD_FILES, load_runs
 from analysis.select import final_results
 from analysis.storage import files_under, join, read_bytes
-from common.records import FINISHED, Status
+from common.records import FINISHED, SEARCH_METRIC, Status
 from study.lease import STALE_AFTER_S, read_lease
 from study.progress import clock
 from study.provenance import PROVENANCE_FILE
-from study.searchers import METRIC
 
 STATE_PREFIX, STATE_SUFFIX = "experiment_state-", ".json"
 
@@ -160,14 +159,14 @@ def wall_seconds(runs: pd.DataFrame) -> float:
 
 def best_scores(runs: pd.DataFrame) -> pd.DataFrame | None:
     """The best validation score so far per dataset and loss, with the phase and seed holding it."""
-    if not len(runs) or METRIC not in runs:
+    if not len(runs) or SEARCH_METRIC not in runs:
         return None
-    scores = pd.to_numeric(runs[METRIC], errors="coerce")
-    scored = runs[scores.map(math.isfinite)].assign(**{METRIC: scores})
+    scores = pd.to_numeric(runs[SEARCH_METRIC], errors="coerce")
+    scored = runs[scores.map(math.isfinite)].assign(**{SEARCH_METRIC: scores})
     if not len(scored):
         return None
-    top = scored.loc[scored.groupby(["dataset", "loss"])[METRIC].idxmax()]
-    columns = [c for c in ("dataset", "loss", METRIC, "monitor", "phase", "seed", "epoch") if c in top]
+    top = scored.loc[scored.groupby(["dataset", "loss"])[SEARCH_METRIC].idxmax()]
+    columns = [c for c in ("dataset", "loss", SEARCH_METRIC, "monitor", "phase", "seed", "epoch") if c in top]
     return top[columns].reset_index(drop=True)
 
 
@@ -193,7 +192,7 @@ def render(status: StudyStatus) -> str:
         lines.append("best validation score so far:")
         for _, row in status.best.iterrows():
             where = ", ".join(f"{c} {row[c]}" for c in ("phase", "seed", "epoch") if c in row)
-            lines.append(f"  {row['dataset']:<8} {row['loss']:<12} {row[METRIC]:.4f} ({where})")
+            lines.append(f"  {row['dataset']:<8} {row['loss']:<12} {row[SEARCH_METRIC]:.4f} ({where})")
     to_run = any(p.running or p.interrupted or p.pending or not p.started for p in status.phases)
     estimate = f"about {clock(left)} left" + (" for the phases started" if unknown else "")
     estimate = estimate if to_run else "nothing left to run"

@@ -294,7 +294,8 @@ def test_trial_killed_while_saving_a_checkpoint_resumes_from_the_previous_one(tm
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-    from study.searchers import METRIC, MODE, FixedTrials
+    from common.records import SEARCH_METRIC, SEARCH_MODE
+    from study.searchers import FixedTrials
 
     config = TrialConfig.from_dict({**CHECKPOINTED, "data_dir": str(data_dir)}).to_dict()
     killed = []
@@ -303,7 +304,7 @@ def test_trial_killed_while_saving_a_checkpoint_resumes_from_the_previous_one(tm
     tuner = tune.Tuner(
         tune.with_resources(stalls_saving(str(tmp_path)), {"cpu": 1}),
         tune_config=tune.TuneConfig(
-            search_alg=FixedTrials([config]), num_samples=1, metric=METRIC, mode=MODE
+            search_alg=FixedTrials([config]), num_samples=1, metric=SEARCH_METRIC, mode=SEARCH_MODE
         ),
         run_config=tune.RunConfig(
             name="saving",

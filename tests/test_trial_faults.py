@@ -11,8 +11,9 @@ from ray import tune
 from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
 from analysis import final_results, load_runs
+from common.records import SEARCH_METRIC, SEARCH_MODE
 from study.cli import main
-from study.searchers import METRIC, MODE, FixedTrials
+from study.searchers import FixedTrials
 from tests.processes import uninterrupted_run
 from trainables.config import TrialConfig
 
@@ -82,7 +83,7 @@ def test_crashed_trial_resumes_from_its_checkpoint(
     tuner = tune.Tuner(
         tune.with_resources(faulty(kind, str(tmp_path), fault_epoch), {"cpu": 1}),
         tune_config=tune.TuneConfig(
-            search_alg=FixedTrials([config]), num_samples=1, metric=METRIC, mode=MODE
+            search_alg=FixedTrials([config]), num_samples=1, metric=SEARCH_METRIC, mode=SEARCH_MODE
         ),
         run_config=tune.RunConfig(
             name="faults",
