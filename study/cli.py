@@ -181,10 +181,10 @@ def run_command(args: argparse.Namespace) -> int:
         return 0
     check_writable(root)
     with study_lease(root, args.take_over):
-        return run_and_report(args, spec, storage, root)
+        return run_and_report(args, spec, plan, storage, root)
 
 
-def run_and_report(args: argparse.Namespace, spec, storage: str, root: str) -> int:
+def run_and_report(args: argparse.Namespace, spec, plan, storage: str, root: str) -> int:
     """Connect to Ray, check the cluster, run every phase, then summarise and report."""
     from study.gpu_check import check_gpus
     from study.launch import RunOptions, run_study, warm_caches
@@ -199,7 +199,7 @@ def run_and_report(args: argparse.Namespace, spec, storage: str, root: str) -> i
     else:
         check_nodes_share(root)
     write_provenance(root, spec)
-    paths = run_study(spec, RunOptions(storage, args.resume, args.max_concurrent))
+    paths = run_study(spec, plan, RunOptions(storage, args.resume, args.max_concurrent))
     failed = print_summary(paths)
     if not args.no_report:
         write_report(paths, f"{root}/report")

@@ -1,7 +1,6 @@
 """Run a study's phases as Ray Tune experiments under <storage>/<study name>/<phase>, resuming
 interrupted ones with Tuner.restore (finished trials are never rerun)."""
 
-import dataclasses
 import math
 import os
 from dataclasses import dataclass
@@ -10,7 +9,7 @@ from typing import Any
 from analysis.storage import filesystem, join, native_scheme
 from common.errors import GlossError, StudyInterrupted
 from common.records import FINISHED, SEARCH_METRIC, SEARCH_MODE
-from study.plan import Phase, final_phase, phases
+from study.plan import Phase, final_phase
 from study.spec import StudySpec
 
 
@@ -29,12 +28,11 @@ def storage_root(storage: str, study: str) -> str:
     return join(storage, study)
 
 
-def run_study(spec: StudySpec, options: RunOptions) -> list[str]:
-    """Run every phase in order; returns the experiment folders."""
-    # The checkpoint policy reaches each trial as typed settings of its config.
-    spec = dataclasses.replace(spec, training={**spec.training, **spec.checkpoint.trial_settings()})
+def run_study(spec: StudySpec, plan: list[Phase], options: RunOptions) -> list[str]:
+    """Run the planned phases in order (a protocol's final phase is planned from the search's
+    results); returns the experiment folders."""
     root = storage_root(options.storage, spec.name)
-    first = phases(spec)[0]
+    first = plan[0]
     results = run_phase(spec, first, options, root)
     paths = [join(root, first.name)]
     if spec.kind == "protocol":
@@ -74,7 +72,7 @@ def run_phase(spec: StudySpec, phase: Phase, options: RunOptions, root: str):
                 num_samples=phase.trials,
                 metric=SEARCH_METRIC,
                 mode=SEARCH_MODE,
-                scheduler=scheduler(spec) if phase.asha else None,
+                scheduler=scheduler(spec, phase) if phase.asha else None,
                 max_concurrent_trials=live_trials(spec, phase, options),
                 reuse_actors=True,
                 trial_dirname_creator=trial_folder_name,
@@ -124,13 +122,14 @@ def trial_folder_name(trial) -> str:
     return f"{config['dataset']}-{config['loss']}-s{config['seed']}-{trial.trial_id}"
 
 
-def scheduler(spec: StudySpec):
-    """ASHA on epochs; what it stops early is told to Optuna as pruned, not complete."""
+def scheduler(spec: StudySpec, phase: Phase):
+    """ASHA on epochs, up to the phase's epoch budget (its trials' checked configs carry it);
+    what it stops early is told to Optuna as pruned, not complete."""
     from ray.tune.schedulers import ASHAScheduler
 
     return ASHAScheduler(
         time_attr="training_iteration",
-        max_t=int(spec.training.get("epochs", 20)),
+        max_t=max(group.config["epochs"] for group in phase.groups),
         grace_period=spec.search.grace_period,
         reduction_factor=spec.search.reduction_factor,
     )

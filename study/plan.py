@@ -70,6 +70,7 @@ def base_config(spec: StudySpec, dataset: str, row: str, seed: int, phase: str) 
         raise ConfigError(f"{where}: a row cannot set {taken[0]}; the study sets it for every row.")
     base = {
         **spec.training,
+        **spec.checkpoint.trial_settings(),  # the checkpoint policy reaches trials as typed settings
         "dataset": dataset,
         "loss": method.loss,
         "method": method.name,

@@ -97,10 +97,9 @@ def test_search_space_bounds_are_checked_against_the_loss():
 
 def test_k_choices_stay_below_the_batch_size():
     (search,) = phases(spec(kind="search", training={"batch_size": 16}))
-    group = search.searcher().groups[1]
-    assert group.base["loss"] == "gloss"
-    space = group.searcher.searcher._space.space
-    assert space["k"].choices == (None, 4, 8)
+    group = search.groups[1]
+    assert group.config["loss"] == "gloss" and search.searcher().groups[1].base == group.config
+    assert group.space["k"].choices == (None, 4, 8)
 
 
 def test_ablation_varies_one_factor_at_a_time():

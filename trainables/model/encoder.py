@@ -35,7 +35,11 @@ def load_backbone(name: str, seed: int = 0) -> nn.Module:
         with torch.random.fork_rng():
             torch.manual_seed(seed)
             return BertModel(config, add_pooling_layer=False)
-    return AutoModel.from_pretrained(resolve_model(name), add_pooling_layer=False)
+    path = resolve_model(name)
+    try:  # PyTorch's fused scaled-dot-product attention, where the architecture has it
+        return AutoModel.from_pretrained(path, add_pooling_layer=False, attn_implementation="sdpa")
+    except ValueError:  # transformers refuses sdpa for architectures without it
+        return AutoModel.from_pretrained(path, add_pooling_layer=False)
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: Pooling) -> torch.Tensor:

@@ -63,6 +63,7 @@ def place(device: str, precision: str, gpus: float | None = None, node: str | No
     if problem := cuda_problem():
         raise DeviceError(no_cuda_message(node, device, gpus, *problem))
     name = torch.cuda.get_device_name(target)
+    torch.set_float32_matmul_precision("high")  # TF32 tensor cores for what runs in fp32 (Ampere on)
     try:
         return Placement(target, resolve_precision(precision, "cuda", bf16_support(), name), name)
     except ValueError as error:
