@@ -80,7 +80,7 @@ bench-smoke: $(BENCH_STAMP)
 	$(BIN)/python -m bench.checkpoint_bytes --smoke
 
 lint: $(STAMP)
-	$(BIN)/ruff check study trainables analysis tests bench
+	$(BIN)/ruff check common study trainables analysis tests bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache
