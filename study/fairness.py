@@ -4,7 +4,6 @@ settings, unless the spec's `differences` names the condition (StudySpec lists t
 
 import dataclasses
 from collections import Counter
-from typing import Any
 
 from common.errors import ConfigError
 from common.typed import suggest
@@ -66,7 +65,7 @@ def setting(spec: StudySpec, group: Group, name: str) -> tuple[str, str]:
         return f"{budget(spec, row)} search trials", where
     if name in group.space:
         return f"searched over {group.space[name].describe()}", space_origin(spec, row, name)
-    value = group.config[name]
+    value = getattr(group.config, name)
     if name == "lr" and value is None:
         value = f"{DEFAULT_LR[spec.fidelity]:g} (the {spec.fidelity} default)"
     where = where_in_spec(spec, row, name) if name in fixed_keys(spec, row) else ""
@@ -150,7 +149,7 @@ def agree(spec: StudySpec, rows: list[Group], name: str) -> bool:
 
 def sampler_notes(rows: list[Group]) -> list[str]:
     """A note when losses that ask for class-repeating batches get random ones."""
-    asking = [g.row for g in rows if g.config["batch_sampler"] == "random" and needs_repeats(g.config)]
+    asking = [g.row for g in rows if g.config.batch_sampler == "random" and needs_repeats(g.config)]
     if not asking:
         return []
     return [
@@ -160,5 +159,5 @@ def sampler_notes(rows: list[Group]) -> list[str]:
     ]
 
 
-def needs_repeats(config: dict[str, Any]) -> bool:
-    return loss_entry(config["loss"]).needs.class_repeats
+def needs_repeats(config: TrialConfig) -> bool:
+    return loss_entry(config.loss).needs.class_repeats

@@ -129,7 +129,7 @@ def scheduler(spec: StudySpec, phase: Phase):
 
     return ASHAScheduler(
         time_attr="training_iteration",
-        max_t=max(group.config["epochs"] for group in phase.groups),
+        max_t=max(group.config.epochs for group in phase.groups),
         grace_period=spec.search.grace_period,
         reduction_factor=spec.search.reduction_factor,
     )
@@ -156,12 +156,11 @@ def warm_caches(spec: StudySpec) -> None:
     bar, before local trials start (on a cluster each node builds its own under a lock)."""
     import torch
 
-    from study.plan import base_config
-    from trainables.config import TrialConfig
+    from study.plan import base_config, checked
     from trainables.training.prepare import prepare_data
 
     for dataset in spec.datasets:
-        config = TrialConfig.from_dict(base_config(spec, dataset, spec.rows[0], spec.seeds[0], "warm-up"))
+        config = checked(spec, base_config(spec, dataset, spec.rows[0], spec.seeds[0], "warm-up"))
         device = torch.device("cuda" if torch.cuda.is_available() and spec.resources.gpu else "cpu")
         torch.set_num_threads(os.cpu_count() or 1)
         prepare_data(config, device)

@@ -1,4 +1,7 @@
-"""From a spec to phases of trials, and every check that must pass before the first trial."""
+"""From a spec to phases of trials, and every check that must pass before the first trial.
+
+A trial's settings are a `TrialConfig` from the moment the plan checks them; they become a plain
+dict once, where a searcher hands them to Ray Tune, and typed again once, inside the trainable."""
 
 import dataclasses
 import json
@@ -26,14 +29,15 @@ class Group:
     loss_function: str
     seeds: tuple[int, ...]
     trials: int
-    config: dict[str, Any]
+    config: TrialConfig
     space: dict[str, Distribution] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """The dry run's JSON object for this group; a search's config leaves out what it draws."""
         searched = set(self.space) if self.phase == "search" else set()
-        config = {key: value for key, value in self.config.items() if key not in searched | {"seed"}}
-        config["loss_params"] = {k: v for k, v in self.config["loss_params"].items() if k not in searched}
+        plain = self.config.to_dict()
+        config = {key: value for key, value in plain.items() if key not in searched | {"seed"}}
+        config["loss_params"] = {k: v for k, v in plain["loss_params"].items() if k not in searched}
         return {
             "phase": self.phase,
             "dataset": self.dataset,
@@ -94,59 +98,58 @@ def located(spec: StudySpec, config: dict[str, Any], error: ConfigError, where: 
     return ConfigError(f"{where or where_in_spec(spec, row, key)} ({config['dataset']}, {row}): {message}")
 
 
-def checked(spec: StudySpec, config: dict[str, Any], where: str = "") -> dict[str, Any]:
-    """Validate a trial config now, naming the spec key at fault; returns it with every default
-    filled in, so each trial's recorded config is complete."""
+def checked(spec: StudySpec, config: dict[str, Any], where: str = "") -> TrialConfig:
+    """The typed trial settings of a planned config, checked now, an error naming the spec key
+    at fault."""
     try:
-        return TrialConfig.from_dict(config).to_dict()
+        return TrialConfig.from_dict(config)
     except ConfigError as error:
         raise located(spec, config, error, where) from None
 
 
-def describe(config: dict[str, Any]) -> str:
+def describe(config: TrialConfig) -> str:
     """A one-line summary of a trial for --dry-run."""
-    params = ", ".join(f"{k}={v}" for k, v in config["loss_params"].items())
-    tags = "".join(f" {k}={v}" for k, v in config.get("tags", {}).items())
-    return f"{config['dataset']:>8} {config['method']:<14} seed {config['seed']}{tags}  {params}"
+    params = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(config.loss_params).items())
+    tags = "".join(f" {k}={v}" for k, v in config.tags.items())
+    return f"{config.dataset:>8} {config.method:<14} seed {config.seed}{tags}  {params}"
 
 
-def grouped(name: str, configs: list[dict[str, Any]], spaces: dict[str, dict] | None = None) -> tuple:
+def grouped(name: str, configs: list[TrialConfig]) -> tuple[Group, ...]:
     """Configs that differ only in their seed, as one group each."""
-    groups: dict[str, list[dict[str, Any]]] = {}
+    groups: dict[str, list[TrialConfig]] = {}
     for config in configs:
-        key = json.dumps({**config, "seed": None}, sort_keys=True, default=str)
+        key = json.dumps({**config.to_dict(), "seed": None}, sort_keys=True, default=str)
         groups.setdefault(key, []).append(config)
     return tuple(
         Group(
             name,
-            same[0]["dataset"],
-            same[0]["method"],
-            same[0]["loss"],
-            tuple(c["seed"] for c in same),
+            same[0].dataset,
+            same[0].method,
+            same[0].loss,
+            tuple(c.seed for c in same),
             len(same),
             same[0],
-            (spaces or {}).get(same[0]["method"], {}),
         )
         for same in groups.values()
     )
 
 
-def fixed_phase(spec: StudySpec, name: str, configs: list[dict[str, Any]]) -> Phase:
-    """A phase that runs exactly these configs."""
-    configs = [checked(spec, config) for config in configs]
+def fixed_phase(name: str, configs: list[TrialConfig]) -> Phase:
+    """A phase that runs exactly these checked configs (plain dicts from here on: Tune's)."""
+    plain = [config.to_dict() for config in configs]
     preview = tuple(map(describe, configs))
-    return Phase(name, len(configs), lambda: FixedTrials(configs), preview, groups=grouped(name, configs))
+    return Phase(name, len(configs), lambda: FixedTrials(plain), preview, groups=grouped(name, configs))
 
 
 def grid_phase(spec: StudySpec) -> Phase:
     """Every dataset x row x seed at fixed settings."""
     configs = [
-        base_config(spec, dataset, row, seed, "grid")
+        checked(spec, base_config(spec, dataset, row, seed, "grid"))
         for dataset in spec.datasets
         for row in spec.rows
         for seed in spec.seeds
     ]
-    return fixed_phase(spec, "grid", configs)
+    return fixed_phase("grid", configs)
 
 
 def ablation_phase(spec: StudySpec) -> Phase:
@@ -166,7 +169,7 @@ def ablation_phase(spec: StudySpec) -> Phase:
                     config = merge_params(base, level if isinstance(level, dict) else {factor: level})
                     config["tags"] = {"factor": factor, "level": str(level)}
                     configs.append(checked(spec, config, f"ablation.factors.{factor}"))
-    return fixed_phase(spec, "ablation", configs)
+    return fixed_phase("ablation", configs)
 
 
 def search_phase(spec: StudySpec) -> Phase:
@@ -178,7 +181,7 @@ def search_phase(spec: StudySpec) -> Phase:
             base = checked(spec, base_config(spec, dataset, row, spec.search_seed, "search"))
             space = row_space(spec, row, base)
             groups.append(
-                Group("search", dataset, row, base["loss"], (spec.search_seed,), settings.trials, base, space)
+                Group("search", dataset, row, base.loss, (spec.search_seed,), settings.trials, base, space)
             )
             names = ", ".join(space) or "nothing (lr fixed)"
             preview.append(f"{dataset:>8} {row:<14} {settings.trials} trials over {names}")
@@ -187,7 +190,7 @@ def search_phase(spec: StudySpec) -> Phase:
         return GroupedSearch(
             [
                 SearchGroup(
-                    group.config,
+                    group.config.to_dict(),
                     optuna_searcher(
                         group.space,
                         settings.sampler,
@@ -222,26 +225,26 @@ def space_origin(spec: StudySpec, row: str, name: str) -> str:
     return "search.lr" if name == "lr" and spec.search.lr is not None else ""
 
 
-def row_space(spec: StudySpec, row: str, base: dict[str, Any]) -> dict[str, Distribution]:
+def row_space(spec: StudySpec, row: str, base: TrialConfig) -> dict[str, Distribution]:
     """The row's search space, each bound checked against the loss's own validation; a space
     entry for a value the spec fixes is refused."""
-    fixed = fixed_keys(spec, row)
+    fixed, plain = fixed_keys(spec, row), base.to_dict()
     entries = {**spec.search.space.get(row, {}), **spec.method(row).space}
     overrides = {}
     for name, value in entries.items():
         where = space_origin(spec, row, name)
         if name in fixed:
-            setting = where_in_spec(spec, row, name if name in base else f"loss_params.{name}")
+            setting = where_in_spec(spec, row, name if name in plain else f"loss_params.{name}")
             raise ConfigError(
                 f"{where}: {setting} fixes {name} for row '{row}'; search it or fix it, not both."
             )
         overrides[name] = None if value is None else parse_distribution(value, where)
-    values = {**base, **base["loss_params"]}
-    space = search_space(base["loss"], lr_distribution(spec, row, fixed), overrides, fixed, values)
+    values = {**plain, **plain["loss_params"]}
+    space = search_space(base.loss, lr_distribution(spec, row, fixed), overrides, fixed, values)
     for name, distribution in space.items():
         where = space_origin(spec, row, name) or f"search.space.{row}.{name}"
         for value in distribution.extremes():
-            checked(spec, merge_params(base, {name: value}), where)
+            checked(spec, merge_params(plain, {name: value}), where)
     return space
 
 
@@ -273,8 +276,8 @@ def final_phase(spec: StudySpec, best: dict[tuple[str, str], dict[str, Any]]) ->
                     **base_config(spec, dataset, row, spec.seeds[0], "final"),
                     "tags": {"unsearched": True},
                 }
-            configs += [{**chosen, "seed": seed, "phase": "final"} for seed in spec.seeds]
-    return fixed_phase(spec, "final", configs)
+            configs += [checked(spec, {**chosen, "seed": seed, "phase": "final"}) for seed in spec.seeds]
+    return fixed_phase("final", configs)
 
 
 def final_preview(spec: StudySpec) -> Phase:
@@ -285,9 +288,7 @@ def final_preview(spec: StudySpec) -> Phase:
         for row in spec.rows:
             base = checked(spec, base_config(spec, dataset, row, spec.seeds[0], "final"))
             space = row_space(spec, row, base) if row in spec.searched_losses else {}
-            groups.append(
-                Group("final", dataset, row, base["loss"], spec.seeds, len(spec.seeds), base, space)
-            )
+            groups.append(Group("final", dataset, row, base.loss, spec.seeds, len(spec.seeds), base, space))
     lines = [
         f"{len(spec.datasets)} datasets x {len(spec.rows)} rows x {len(spec.seeds)} seeds "
         f"(seeds {list(spec.seeds)}) at the best searched configs"
@@ -333,7 +334,7 @@ def check_inputs(spec: StudySpec, *, dry_run: bool = False) -> None:
     if not (dry_run and spec.model in ALIASES):
         check_model(spec.model)
     for dataset in spec.datasets:
-        config = TrialConfig.from_dict(base_config(spec, dataset, spec.rows[0], spec.seeds[0], "check"))
+        config = checked(spec, base_config(spec, dataset, spec.rows[0], spec.seeds[0], "check"))
         corpus = load_corpus(dataset, resolve_data_dir(config.data_dir))
         make_splits(
             corpus,

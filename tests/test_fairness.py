@@ -92,9 +92,9 @@ def test_a_declared_difference_is_accepted(changes, start, condition):
 
 def test_the_study_wide_sampler_applies_to_every_row():
     (grid,) = phases(spec(training={"batch_sampler": "class_aware"}))
-    assert {g.config["batch_sampler"] for g in grid.groups} == {"class_aware"}
+    assert {g.config.batch_sampler for g in grid.groups} == {"class_aware"}
     (grid,) = phases(spec())
-    assert {g.config["batch_sampler"] for g in grid.groups} == {"random"}
+    assert {g.config.batch_sampler for g in grid.groups} == {"random"}
 
 
 def test_an_unknown_difference_is_refused():
@@ -107,7 +107,7 @@ def test_a_fixed_value_is_never_searched():
     fixed = {"gloss": {"sigma": "sqrt", "k": 8, "propagation": "harmonic"}}
     (search,) = phases(spec(kind="search", loss_params=fixed))
     gloss = next(g for g in search.groups if g.row == "gloss")
-    assert gloss.config["loss_params"]["sigma"] == "sqrt" and gloss.config["loss_params"]["k"] == 8
+    assert gloss.config.loss_params.sigma == "sqrt" and gloss.config.loss_params.k == 8
     assert set(gloss.space) == {"lr", "lam", "gamma"}, "sigma, k, propagation fixed; alpha cannot apply"
     (search,) = phases(spec(kind="search", losses=["ce", gloss_row(sigma="sqrt")]))
     assert "sigma" not in search.groups[1].space
