@@ -53,7 +53,7 @@ slurm:
 # Multi-node clusters in network namespaces (needs root: ip netns, unshare, nsenter), SLURM on
 # localhost and chaos at scale: minutes each, run by CI after `make test`.
 test-cluster: $(STAMP) slurm
-	$(BIN)/python -m pytest -q -m "cluster or chaos"
+	$(BIN)/python -m pytest -q -m "cluster or chaos or faults"
 
 demo: $(STAMP)
 	$(BIN)/gloss run demo

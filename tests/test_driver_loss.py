@@ -11,6 +11,8 @@ import yaml
 from analysis import final_results, load_runs
 from tests.processes import finished_trials, start_gloss, uninterrupted_run, wait_for
 
+pytestmark = pytest.mark.faults  # a minute each: `make test-cluster` runs them
+
 TRAINING = {"train_size": 120, "eval_size": 60, "max_length": 32, "epochs": 6, "patience": None}
 GRID = {
     "name": "killed",

@@ -5,9 +5,12 @@ import json
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from tests.conftest import REPO
+
+pytestmark = pytest.mark.faults  # a minute each: `make test-cluster` runs them
 
 SPEC = {
     "name": "lost-node",

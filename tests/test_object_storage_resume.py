@@ -6,10 +6,13 @@ import json
 import signal
 
 import pyarrow.fs
+import pytest
 import yaml
 
 from tests.processes import start_gloss, wait_for
 from tests.s3_server import s3_server
+
+pytestmark = pytest.mark.faults  # a minute each: `make test-cluster` runs them
 
 SPEC = {
     "name": "s3-resume",
