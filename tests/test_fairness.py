@@ -20,7 +20,7 @@ from study.spec import spec_from_mapping
 from trainables.config import TrialConfig
 from trainables.data.batches import ClassAwareBatches, RandomBatches
 from trainables.losses.registry import LOSSES
-from trainables.training.trainer import batch_order
+from trainables.training.parts import batch_order
 
 BASE = {"name": "t", "kind": "grid", "datasets": ["r8"], "losses": ["ce", "gloss"], "seeds": [0, 1]}
 PAPER_CSV = Path(__file__).resolve().parents[1] / "analysis" / "data" / "paper-results.csv"

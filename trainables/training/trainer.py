@@ -1,7 +1,6 @@
 """The training loop: epochs of optimisation, evaluation and model selection, yielded as flat
 records; its whole state fits in one checkpoint taken between epochs."""
 
-import copy
 import math
 import resource
 import time
@@ -13,46 +12,16 @@ import torch
 
 from common.records import Status
 from trainables.config import TrialConfig
-from trainables.data.batches import ClassAwareBatches, RandomBatches
-from trainables.losses import LossContext, Objective, build_aux_loss
-from trainables.losses.base import balanced_class_weights
-from trainables.model.classifier import Classifier, FeatureProjection
-from trainables.model.encoder import TextEncoder, load_backbone
 from trainables.training.device import Placement, place
-from trainables.training.metrics import embedding_metrics, head_metrics
-from trainables.training.optim import build_optimizer, build_scheduler
-from trainables.training.prepare import Inputs, PreparedData, prepare_data
-from trainables.training.probe import linear_probe
+from trainables.training.metrics import embedding_metrics
+from trainables.training.parts import build_parts
+from trainables.training.prepare import Inputs, PreparedData
 from trainables.training.seeding import seed_everything, seed_hash
 from trainables.training.selection import BestEpoch
 
 
 class Diverged(Exception):
     """The loss or its gradient stopped being finite."""
-
-
-def build_model(config: TrialConfig, data: PreparedData) -> Classifier:
-    """A fine-tuned encoder (full fidelity) or a projection over cached embeddings (frozen)."""
-    if config.fidelity == "frozen":
-        body = FeatureProjection(data.train.features.shape[1], config.projection_dim, config.dropout)
-    else:
-        body = TextEncoder(load_backbone(config.model, seed=config.seed), config.pooling)
-    return Classifier(body, data.num_classes, config.dropout)
-
-
-def batch_order(config: TrialConfig, inputs: Inputs) -> RandomBatches | ClassAwareBatches:
-    """The study's batch sampler, the same for every loss of a comparison: class-aware batches
-    when asked, otherwise random batches, at full fidelity grouped by length unless switched off
-    (less padding, the same examples each epoch; bench/input_pipeline.py measures the gain)."""
-    if config.batch_sampler == "class_aware":
-        return ClassAwareBatches(inputs.labels, config.batch_size, config.per_class, config.seed)
-    lengths = inputs.lengths() if config.group_by_length and config.fidelity == "full" else None
-    return RandomBatches(inputs.labels, config.batch_size, config.seed, lengths)
-
-
-def class_weights(config: TrialConfig, counts: tuple[int, ...]) -> torch.Tensor | None:
-    """Balanced CE weights N / (C * n_c) when asked, or None."""
-    return balanced_class_weights(counts).float() if config.class_weighting == "balanced" else None
 
 
 class Trainer:
@@ -70,21 +39,13 @@ class Trainer:
         self.autocast_dtype = self.placement.autocast_dtype
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.placement.precision == "fp16")
         self.skipped_steps = 0
-        seed_everything(seed_hash(config.seed, "init"))
-        self.data = data or prepare_data(config, self.device)
-        self.model = build_model(config, self.data).to(self.device)
-        context = LossContext(self.data.num_classes, self.data.class_counts, self.data.pretrained)
-        aux = build_aux_loss(config.loss, config.loss_params, context)
-        weights = class_weights(config, self.data.class_counts)
-        self.objective = Objective(aux, config.loss_params.lam, weights).to(self.device)
-        self.batches = batch_order(config, self.data.train)
-        self.optimizer = build_optimizer(self.model.parameters(), config)
-        self.scheduler = build_scheduler(self.optimizer, config, len(self.batches))
+        parts = build_parts(config, self.device, data)
+        self.data, self.model, self.objective = parts.data, parts.model, parts.objective
+        self.batches, self.optimizer, self.scheduler = parts.batches, parts.optimizer, parts.scheduler
+        self.evaluation = parts.evaluation
         self.best = BestEpoch(config.patience)
-        self.best_weights: dict | None = None
         self.best_test_embeddings: torch.Tensor | None = None
         self.last_test_embeddings: torch.Tensor | None = None
-        self.probe_metrics: dict[str, float] = {}
         self.epoch = 0
         self.train_time = 0.0
         self.status = Status.RUNNING
@@ -124,9 +85,8 @@ class Trainer:
             peak_memory_mb=self._peak_memory_mb(),
             **self.placement.record(),
         )
-        if self.finished and self.config.standalone:
-            self.probe_metrics = self._probe()
-            record.update(self.probe_metrics)
+        if self.finished:
+            record.update(self.evaluation.finish(self.model, self._embed_split))
         record.update(self._selection_fields())
         return record
 
@@ -220,8 +180,7 @@ class Trainer:
         for name in ("val", "test"):
             inputs = getattr(self.data, name)
             embeddings, logits = self.embed(inputs)
-            if not self.config.standalone:
-                record.update(head_metrics(name, inputs.labels, logits))
+            record.update(self.evaluation.split_metrics(name, inputs.labels, logits))
             if name == "val" or self.best.improves(record.get(self.config.monitor_metric, math.nan)):
                 record.update(embedding_metrics(name, inputs.labels, embeddings, self.config.silhouette))
             if name == "test":
@@ -230,8 +189,7 @@ class Trainer:
 
     def _select(self, record: dict) -> None:
         if self.best.update(self.epoch, record[self.config.monitor_metric], record):
-            if self.config.standalone:
-                self.best_weights = copy.deepcopy({k: v.cpu() for k, v in self.model.state_dict().items()})
+            self.evaluation.on_new_best(self.model)
             if self.config.save_embeddings:
                 self.best_test_embeddings = self.last_test_embeddings.half()
         if self.best.stop:
@@ -239,22 +197,15 @@ class Trainer:
         elif self.epoch >= self.config.epochs:
             self.status = Status.COMPLETED
 
-    def _probe(self) -> dict:
-        """Standalone mode: a linear probe on embeddings from the best epoch's weights."""
-        if self.best_weights is not None:
-            self.model.load_state_dict(self.best_weights)
-        train = (self.embed(self.data.train)[0], self.data.train.labels)
-        evaluations = {
-            name: (self.embed(getattr(self.data, name))[0], getattr(self.data, name).labels)
-            for name in ("val", "test")
-        }
-        return linear_probe(train, evaluations, self.config.probe, seed_hash(self.config.seed, "probe"))
+    def _embed_split(self, split: str) -> tuple[torch.Tensor, np.ndarray]:
+        """A named split's embeddings under the current weights, with its labels."""
+        inputs = getattr(self.data, split)
+        return self.embed(inputs)[0], inputs.labels
 
     def _selection_fields(self) -> dict:
         """The best epoch so far (its score NaN until one is scored) and the test metrics chosen by
         validation (the probe's when standalone training has finished)."""
-        standalone = self.config.standalone
-        source, prefix = (self.probe_metrics, "probe_test_") if standalone else (self.best.record, "test_")
+        source, prefix = self.evaluation.selected(self.best.record), self.evaluation.selected_prefix
         fields = {
             "best_epoch": self.best.epoch,
             "best_score": self.best.score if self.best.epoch else math.nan,
@@ -286,7 +237,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
             "best": self.best.state_dict(),
-            "best_weights": self.best_weights,
+            **self.evaluation.state_dict(),
             "best_test_embeddings": self.best_test_embeddings,
         }
 
@@ -303,5 +254,5 @@ class Trainer:
         if state.get("scaler"):  # empty when the scaler is off, absent in older checkpoints
             self.scaler.load_state_dict(state["scaler"])
         self.best.load_state_dict(state["best"])
-        self.best_weights = state["best_weights"]
+        self.evaluation.load_state_dict(state)
         self.best_test_embeddings = state["best_test_embeddings"]
