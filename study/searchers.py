@@ -68,6 +68,7 @@ class OptunaAskTell(PicklingSearcher):
         self.study = optuna.create_study(direction="maximize", sampler=sampler)
         self.trials: dict[str, optuna.Trial] = {}  # Tune trial id -> the Optuna trial it runs
         self.told: set[str] = set()
+        self.last_step: dict[str, int] = {}  # a trial restarted from a checkpoint repeats epochs
 
     def suggest(self, trial_id: str) -> dict[str, Any]:
         trial = self.study.ask()
@@ -76,9 +77,11 @@ class OptunaAskTell(PicklingSearcher):
         return trial.params
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        score = result.get(self.metric, math.nan)
-        if trial_id not in self.told and math.isfinite(score):
-            self.trials[trial_id].report(score, step=result[TRAINING_ITERATION])
+        score, step = result.get(self.metric, math.nan), result[TRAINING_ITERATION]
+        if trial_id in self.told or not math.isfinite(score) or step <= self.last_step.get(trial_id, 0):
+            return  # Optuna keeps the first value of a step and warns about a second
+        self.trials[trial_id].report(score, step=step)
+        self.last_step[trial_id] = step
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         if trial_id in self.told:

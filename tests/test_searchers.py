@@ -50,6 +50,15 @@ def test_each_trial_is_told_once_complete_pruned_or_failed():
     assert search.study.trials[0].value == 0.9 and search.study.trials[0].intermediate_values == {1: 0.5}
 
 
+def test_epochs_a_restarted_trial_repeats_are_reported_once_without_a_warning(recwarn):
+    search = random_search()
+    search.suggest("restarted")
+    for step, score in [(1, 0.2), (2, 0.3), (3, 0.4), (2, 0.31), (3, 0.41), (4, 0.5)]:
+        search.on_trial_result("restarted", {"best_score": score, "training_iteration": step})
+    assert search.study.trials[0].intermediate_values == {1: 0.2, 2: 0.3, 3: 0.4, 4: 0.5}
+    assert not [w for w in recwarn if "already reported" in str(w.message)]
+
+
 def test_a_trial_that_diverged_after_scoring_is_pruned_not_complete():
     search = random_search()
     search.suggest("late")
