@@ -25,6 +25,7 @@ from pyarrow import fs as pafs
 from ray import tune
 
 from bench.common import report
+from common.records import Status
 from study.spec import CheckpointPolicy
 from trainables.checkpoint import STATE_FILE
 
@@ -45,6 +46,7 @@ class StubTrainer:
         from trainables.config import TrialConfig
         from trainables.model.classifier import Classifier
         from trainables.model.encoder import TextEncoder
+        from trainables.training.evaluation import HeadEvaluation
         from trainables.training.optim import build_optimizer, build_scheduler
         from trainables.training.selection import BestEpoch
 
@@ -61,12 +63,13 @@ class StubTrainer:
         self.optimizer.step()  # the optimizer's moments now exist, as after any training step
         self.scheduler.step()
         self.best = BestEpoch(self.config.patience)
-        self.best_weights = self.best_test_embeddings = None
-        self.epoch, self.status, self.train_time = 0, "running", 0.0
+        self.evaluation, self.best_test_embeddings = HeadEvaluation(), None
+        self.scaler = torch.amp.GradScaler("cpu", enabled=False)  # fp32: an empty state, as on the CPU
+        self.epoch, self.status, self.train_time = 0, Status.RUNNING, 0.0
 
     @property
     def finished(self) -> bool:
-        return self.status != "running"
+        return self.status != Status.RUNNING
 
     def state_dict(self) -> dict:
         from trainables.training.trainer import Trainer
@@ -83,8 +86,8 @@ def stub_trial(config: dict) -> None:
     cadence = Cadence(config["checkpoint_every_epochs"], config["checkpoint_every_minutes"])
     for epoch in range(1, config["epochs"] + 1):
         trainer.epoch = epoch
-        trainer.status = "completed" if epoch == config["epochs"] else "running"
-        report_epoch(trainer, {"epoch": epoch, "status": trainer.status}, cadence)
+        trainer.status = Status.COMPLETED if epoch == config["epochs"] else Status.RUNNING
+        report_epoch(trainer, {"epoch": epoch, "status": trainer.status.value}, cadence)
 
 
 def files(filesystem: pafs.FileSystem, path: str) -> list[pafs.FileInfo]:
@@ -174,7 +177,7 @@ def main() -> None:
     parser.add_argument("--assumed-mean-epochs", type=int, default=40)
     parser.add_argument("--smoke", action="store_true")
     args = parser.parse_args()
-    epochs = 2 if args.smoke else args.epochs
+    epochs = 3 if args.smoke else args.epochs  # 3: the every-2-epochs arm writes one state
 
     from study.ray_session import connect, prepare_environment
 
