@@ -140,3 +140,14 @@ def test_presets_are_valid_specs(name):
 def test_unknown_preset_suggests_one():
     with pytest.raises(ConfigError, match="did you mean 'demo'"):
         preset_text("demoo")
+
+
+def test_paper_frozen_is_the_papers_experiment_at_frozen_fidelity():
+    paper, frozen = (spec_from_mapping(parse_yaml(preset_text(n), n), n) for n in ("paper", "paper-frozen"))
+    assert frozen.losses == paper.losses, "the same rows, parameters and spaces"
+    same_training = {k: v for k, v in paper.training.items() if k != "pooling"}  # MiniLM: mean pooling
+    assert frozen.training == same_training
+    assert (frozen.model, frozen.fidelity, paper.fidelity) == ("minilm", "frozen", "full")
+    assert (frozen.search.trials, frozen.search.sampler) == (paper.search.trials, paper.search.sampler)
+    head, tuned = frozen.search.lr["choice"], paper.search.lr["choice"]
+    assert head == pytest.approx([100 * lr for lr in tuned]), "the head's rates, x100 the fine-tuning ones"
