@@ -142,7 +142,8 @@ def test_no_secret_reaches_the_study_its_report_or_rays_logs(tmp_path, data_dir)
         assert holders, "Ray's workers ran with the secrets in their environment"
         out = tmp_path / "out" / "secrets"
         assert (out / "report" / "report.html").exists() and list(out.rglob("result.json"))
-        ray_logs = [p for p in temp.glob("ray/session_*/logs/*") if p.is_file()]
+        # Each log once, by its real path (session_latest is a link to the session folder).
+        ray_logs = sorted({p.resolve() for p in temp.glob("ray/session_*/logs/*") if p.is_file()})
         assert ray_logs, "Ray kept its session in this run's temporary folder"
         roots = [tmp_path / "out", temp]
         leaked = secrets_found(roots, values)
