@@ -7,9 +7,17 @@ import socket
 from common.errors import GlossError
 
 LOCAL_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
-# Where an S3-compatible store is and which region: settings, not secrets, so the driver hands
-# them to every trial on the cluster. Credentials stay with each node (its instance profile).
-FORWARDED = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION")
+# Where an S3-compatible store is, which region, and the W&B hook: settings, not secrets, so the
+# driver hands them to every trial on the cluster. Credentials stay with each node (its profile).
+FORWARDED = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "WANDB_PROCESS_RUN_INFO_HOOK",
+)
+# Ray calls this with each trial's W&B run in its logging actor (see study.tracking).
+WANDB_HOOK = ("WANDB_PROCESS_RUN_INFO_HOOK", "study.tracking.finish_waits_for_wandb")
 
 
 def prepare_environment(address: str | None) -> None:
@@ -21,6 +29,7 @@ def prepare_environment(address: str | None) -> None:
             os.environ[name] = os.path.abspath(os.path.expanduser(os.environ[name]))
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage reports leave the machine
+    os.environ.setdefault(*WANDB_HOOK)  # W&B runs are written whole before Ray ends their actor
     # A reused trial actor waits for the previous trial's thread to end (ASHA stopped it) at most
     # this long; Tune's 2 s default loses the next trial on a busy machine.
     os.environ.setdefault("TUNE_FUNCTION_THREAD_TIMEOUT_S", "60")

@@ -137,6 +137,22 @@ def wandb_callback(spec: StudySpec, phase: str, root: str) -> Any:
     )
 
 
+def finish_waits_for_wandb(run: Any) -> None:
+    """Ray's WANDB_PROCESS_RUN_INFO_HOOK (ray_session sets it), called with each trial's W&B run
+    inside Ray's logging actor. Ray kills that actor as soon as `wandb.finish` returns, while
+    wandb-core may still be writing the run (offline runs were left with an empty transaction log
+    on a loaded machine), so finishing the run here also waits for wandb-core (`wandb.teardown`)."""
+    import wandb
+
+    finish = run.finish
+
+    def finish_and_wait(*args: Any, **kwargs: Any) -> None:
+        finish(*args, **kwargs)
+        wandb.teardown()
+
+    run.finish = finish_and_wait
+
+
 def identity(config: dict[str, Any]) -> dict[str, str]:
     """A trial's identity as string tags."""
     return {key: str(config[key]) for key in TAGS if key in config}
