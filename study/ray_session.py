@@ -7,16 +7,11 @@ import socket
 from common.errors import GlossError
 
 LOCAL_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
-# Where an S3-compatible store is, which region, and the W&B hook: settings, not secrets, so the
-# driver hands them to every trial on the cluster. Credentials stay with each node (its profile).
-FORWARDED = (
-    "AWS_ENDPOINT_URL",
-    "AWS_ENDPOINT_URL_S3",
-    "AWS_REGION",
-    "AWS_DEFAULT_REGION",
-    "WANDB_PROCESS_RUN_INFO_HOOK",
-)
-# Ray calls this with each trial's W&B run in its logging actor (see study.tracking).
+# Where an S3-compatible store is and which region: settings, not secrets, so the driver hands
+# them to every trial on the cluster. Credentials stay with each node (its instance profile).
+FORWARDED = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION")
+# Ray calls this with each trial's W&B run in its logging actor (see study.tracking); a local Ray
+# inherits it from the driver, a cluster's head from its own environment.
 WANDB_HOOK = ("WANDB_PROCESS_RUN_INFO_HOOK", "study.tracking.finish_waits_for_wandb")
 
 
