@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 from analysis.storage import exists, filesystem, is_uri, join, read_bytes, write_bytes
+from common.atomic import running
 from common.errors import GlossError, StudyInterrupted
 
 LEASE_FILE = ".gloss-lease.json"
@@ -46,19 +47,9 @@ class Lease:
     def alive(self, now: float, stale_after_s: float) -> bool:
         """Whether the holder may still run: a recent heartbeat, unless it is a process of this
         machine that is gone."""
-        if self.host == socket.gethostname() and not _process_exists(self.pid):
+        if self.host == socket.gethostname() and not running(self.pid):
             return False
         return now - self.heartbeat < stale_after_s
-
-
-def _process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def read_lease(root: str) -> Lease | None:
