@@ -78,6 +78,7 @@ bench-smoke: $(BENCH_STAMP)
 	$(BIN)/python -m bench.search_efficiency --smoke
 	$(BIN)/python -m bench.gpu --smoke
 	$(BIN)/python -m bench.checkpoint_bytes --smoke
+	$(BIN)/python -m bench.fidelity_correlation --smoke
 
 lint: $(STAMP)
 	$(BIN)/ruff check common study trainables analysis tests bench
