@@ -109,6 +109,26 @@ def test_two_encoder_passes_option(data_dir):
     assert last["status"] == "completed" and math.isfinite(last["train_aux"])
 
 
+@pytest.mark.slow
+def test_compiled_model_computes_what_eager_computes(data_dir):
+    """`compile: true` compiles the model in place: its forward gives eager's outputs (dropout
+    off; compiled dropout draws other masks), it trains, and checkpoints keep eager's keys."""
+    from torch._dynamo.utils import counters  # torch's own record of the graphs it compiled
+
+    config = {**TINY, "loss": "gloss", "epochs": 1, "compile": True, "data_dir": str(data_dir)}
+    trainer = Trainer(TrialConfig.from_dict(config))
+    batch = trainer.data.val.batch(np.arange(16))
+    trainer.model.eval()
+    graphs = counters["stats"]["unique_graphs"]
+    with torch.no_grad():
+        compiled, eager = trainer.model(batch), trainer.model.forward(batch)
+    assert counters["stats"]["unique_graphs"] > graphs, "nothing was compiled"
+    for ours, reference in zip(compiled, eager, strict=True):
+        torch.testing.assert_close(ours, reference, rtol=1e-4, atol=1e-5)
+    assert math.isfinite(trainer.run_epoch()["train_loss"])
+    assert not any("_orig_mod" in key for key in trainer.state_dict()["model"])
+
+
 def loop_knn(x: np.ndarray, y: np.ndarray, k: int) -> list[int]:
     unit = x / np.linalg.norm(x, axis=1, keepdims=True)
     predictions = []

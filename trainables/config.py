@@ -54,6 +54,9 @@ class TrialConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
     encoder_passes: Literal[1, 2] = 1
+    # torch.compile the model's forward (dynamic shapes: length-grouped batches vary in length);
+    # minutes of compilation first, worth it for long GPU trials only (bench/gpu.py measures it).
+    compile: bool = False
     save_embeddings: bool = False
     silhouette: Literal["euclidean", "cosine"] = "euclidean"
     probe: Literal["linear_adam", "logistic_regression"] = "linear_adam"

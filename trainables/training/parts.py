@@ -59,6 +59,8 @@ def build_parts(config: TrialConfig, device: torch.device, data: PreparedData | 
     seed_everything(seed_hash(config.seed, "init"))
     data = data or prepare_data(config, device)
     model = build_model(config, data).to(device)
+    if config.compile:
+        model.compile(dynamic=True)  # in place: state_dict keys (checkpoints) stay unchanged
     context = LossContext(data.num_classes, data.class_counts, data.pretrained)
     aux = build_aux_loss(config.loss, config.loss_params, context)
     objective = Objective(aux, config.loss_params.lam, class_weights(config, data.class_counts)).to(device)
