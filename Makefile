@@ -80,6 +80,7 @@ bench-smoke: $(BENCH_STAMP)
 	$(BIN)/python -m bench.checkpoint_bytes --smoke
 	$(BIN)/python -m bench.fidelity_correlation --smoke
 	$(BIN)/python -m bench.gpu_hours --smoke
+	$(BIN)/python -m bench.pair_batches --smoke
 
 lint: $(STAMP)
 	$(BIN)/ruff check common study trainables analysis tests bench
