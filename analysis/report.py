@@ -239,6 +239,11 @@ def across_datasets(report: Report, trials: pd.DataFrame, metric: str, alpha: fl
         return
     comparison = compare(scores, alpha=alpha)
     report.heading("Across datasets")
+    report.text(
+        f"Friedman's test over {len(scores)} datasets and {scores.shape[1]} losses: chi-squared "
+        f"{comparison.friedman_statistic:.2f}, p = {comparison.friedman_p:.3g}; Nemenyi critical "
+        f"difference {comparison.critical_difference:.2f} ranks at alpha = {alpha}."
+    )
     report.figure("critical-difference", cd_diagram(comparison), "Mean ranks of the losses across datasets.")
     report.table("ranks", comparison.mean_ranks.to_frame())
     report.table("tests-across-datasets", comparison.pairwise)

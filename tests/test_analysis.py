@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from analysis import final_results, load_runs, outcome_note, summary_table
 from analysis import load as load_module
@@ -305,6 +306,14 @@ def test_report_is_self_contained(study, tmp_path):
     assert not re.search(r"(src|href)=['\"]?(https?:)?//", page), "nothing is loaded from the network"
     assert (tmp_path / "report" / "tables" / "results.tex").exists()
     assert (tmp_path / "report" / "figures" / "convergence.svg").exists()
+
+
+def test_report_states_the_omnibus_test_across_datasets(study, final, tmp_path):
+    """The Friedman statistic and p the report prints are scipy's on the per-dataset means."""
+    page = build_report(study, out=tmp_path / "report").read_text()
+    scores = final.pivot_table(index="dataset", columns="loss", values="selected_test_macro_f1").dropna()
+    statistic, p = stats.friedmanchisquare(*(scores[c] for c in scores.columns))
+    assert f"chi-squared {statistic:.2f}, p = {p:.3g}" in page
 
 
 def test_saved_test_embeddings_are_pictured(study, tmp_path):
