@@ -24,6 +24,7 @@ import argparse
 import json
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 from scipy import stats
@@ -101,23 +102,32 @@ def run_trial(config: TrialConfig) -> dict:
     return {"score": float(records[-1]["best_score"]), "seconds": time.perf_counter() - start}
 
 
-def all_runs(args: argparse.Namespace, runs_file) -> list[dict]:
+def run_key(run: dict) -> tuple[str, str, str]:
+    return run["dataset"], run["name"], run["fidelity"]
+
+
+def recorded_runs(runs_file: Path, datasets: list[str]) -> list[dict]:
+    """The runs `runs_file` holds for `datasets`."""
+    lines = runs_file.read_text().splitlines() if runs_file.exists() else []
+    return [run for run in map(json.loads, lines) if run["dataset"] in datasets]
+
+
+def all_runs(args: argparse.Namespace, runs_file: Path) -> list[dict]:
     """Every (dataset, configuration, fidelity) run, reusing those already in `runs_file`."""
-    done = [json.loads(line) for line in runs_file.read_text().splitlines()] if runs_file.exists() else []
-    key = lambda run: (run["dataset"], run["name"], run["fidelity"])  # noqa: E731
-    finished = {key(run) for run in done}
+    done = recorded_runs(runs_file, args.datasets)
+    finished = {run_key(run) for run in done}
     for dataset in args.datasets:
         for fidelity in ("frozen", "full"):  # frozen first: its embeddings are cached once
             for configuration in configurations(args.gloss_configs):
                 run = {"dataset": dataset, "fidelity": fidelity, **configuration}
-                if key(run) in finished:
+                if run_key(run) in finished:
                     continue
                 run.update(run_trial(trial_config(configuration, dataset, fidelity, args)))
                 print(f"{dataset} {fidelity:6s} {run['name']:12s} {run['score']:.4f} {run['seconds']:.0f}s")
                 done.append(run)
                 with runs_file.open("a") as out:
                     out.write(json.dumps(run) + "\n")
-    return [run for run in done if run["dataset"] in args.datasets]
+    return done
 
 
 def rank_agreement(frozen: np.ndarray, full: np.ndarray, rng: np.random.Generator) -> dict:
@@ -163,6 +173,9 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--full-epochs", type=int, default=3)
     parser.add_argument("--frozen-epochs", type=int, default=20)
+    parser.add_argument(
+        "--report-only", action="store_true", help="no training: the statistics of the runs file's pairs"
+    )
     args = parse(
         parser,
         {
@@ -177,14 +190,15 @@ def main() -> None:
         },
     )
     runs_file = RESULTS / f"fidelity_correlation{'_smoke' if args.smoke else ''}_runs.jsonl"
-    if args.smoke:
+    if args.smoke and not args.report_only:
         runs_file.unlink(missing_ok=True)
-    runs = all_runs(args, runs_file)
+    runs = all_runs(args, runs_file) if not args.report_only else recorded_runs(runs_file, args.datasets)
     rows = []
     rng = np.random.default_rng(0)
     for dataset in args.datasets:
         scores = {(r["name"], r["fidelity"]): r["score"] for r in runs if r["dataset"] == dataset}
         names = [c["name"] for c in configurations(args.gloss_configs)]
+        names = [n for n in names if (n, "frozen") in scores and (n, "full") in scores]
         for group, members in (("gloss", [n for n in names if n.startswith("gloss")]), ("all", names)):
             frozen = np.array([scores[n, "frozen"] for n in members])
             full = np.array([scores[n, "full"] for n in members])
