@@ -41,7 +41,7 @@ from bench.common import RESULTS, parse, report
 from common.paths import resolve_data_dir
 from study.presets import preset_text
 from study.spec import parse_yaml, spec_from_mapping
-from trainables.data.batches import RandomBatches
+from trainables.data.batches import RandomBatches, length_sorted_chunks
 from trainables.data.corpus import load_corpus
 from trainables.data.splits import make_splits
 from trainables.data.tokens import tokenize
@@ -89,9 +89,8 @@ def padded_tokens(dataset: str, max_length: int, batch_size: int) -> dict[str, i
     train = sum(len(b) * int(lengths["train"][b].max()) for b in batches)
     evaluation = 0
     for name in ("val", "test"):
-        ordered = np.sort(lengths[name])
-        chunks = [ordered[i : i + 2 * batch_size] for i in range(0, len(ordered), 2 * batch_size)]
-        evaluation += sum(len(c) * int(c.max()) for c in chunks)
+        chunks = length_sorted_chunks(lengths[name], 2 * batch_size)
+        evaluation += sum(len(c) * int(lengths[name][c].max()) for c in chunks)
     return {"train": train, "eval": evaluation, "documents": len(lengths["train"])}
 
 

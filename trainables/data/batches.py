@@ -5,6 +5,13 @@ import numpy as np
 GROUP_WINDOW = 50  # batches per window within which examples are sorted by length
 
 
+def length_sorted_chunks(lengths: np.ndarray, size: int) -> list[np.ndarray]:
+    """Indices in chunks of `size` after sorting by length: how evaluation embeds a split, with
+    little padding."""
+    order = np.argsort(lengths, kind="stable")
+    return [order[start : start + size] for start in range(0, len(order), size)]
+
+
 class RandomBatches:
     """Shuffled batches of `batch_size` (the last one may be smaller). Given `lengths`, examples
     are sorted by length within random windows of GROUP_WINDOW batches and the batches shuffled,

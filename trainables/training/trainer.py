@@ -12,6 +12,7 @@ import torch
 
 from common.records import Status
 from trainables.config import TrialConfig
+from trainables.data.batches import length_sorted_chunks
 from trainables.training.device import Placement, place
 from trainables.training.metrics import embedding_metrics
 from trainables.training.parts import build_parts
@@ -162,14 +163,13 @@ class Trainer:
     def embed(self, inputs: Inputs) -> tuple[torch.Tensor, torch.Tensor]:
         """Embeddings and logits of a whole split (CPU, float32), in length-sorted batches."""
         self.model.eval()
-        order = np.argsort(inputs.lengths(), kind="stable")
+        chunks = length_sorted_chunks(inputs.lengths(), 2 * self.config.batch_size)
         embeddings, logits = [], []
-        for start in range(0, len(order), 2 * self.config.batch_size):
-            chunk = order[start : start + 2 * self.config.batch_size]
+        for chunk in chunks:
             emb, out = self._forward(self._to_device(inputs.batch(chunk)))
             embeddings.append(emb.float().cpu())
             logits.append(out.float().cpu())
-        inverse = torch.from_numpy(np.argsort(order))
+        inverse = torch.from_numpy(np.argsort(np.concatenate(chunks)))
         return torch.cat(embeddings)[inverse], torch.cat(logits)[inverse]
 
     def _evaluate(self) -> dict:
