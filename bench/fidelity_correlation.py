@@ -16,8 +16,9 @@ full 1e-5..1e-4, frozen 2e-4..5e-3, log scale): the same quantile at both fideli
 Reported per dataset, for the G-Loss configurations (what a per-loss search screens) and for all:
 Spearman's rho and Kendall's tau with 95% bootstrap intervals (configurations resampled), whether
 the frozen top-3 holds the full-fidelity best, and how often it does over bootstrap resamples.
-Every finished run is appended to results/fidelity_correlation_runs.jsonl (the smoke run's to
-*_smoke_runs.jsonl) and skipped when found there, so an interrupted hour resumes where it stopped.
+Every finished run is appended to results/fidelity_correlation_runs.jsonl (not committed: the
+results file holds the runs) and skipped when found there, so an interrupted hour resumes where
+it stopped; `--report-only` computes the statistics from that file alone.
 """
 
 import argparse
@@ -37,6 +38,7 @@ from trainables.training.trainer import Trainer
 
 GLOSS_PARAMS = ("lam", "sigma", "gamma")
 BASELINE_QUANTILES = (0.1, 0.5, 0.9)
+FIDELITIES = ("frozen", "full")
 
 
 def at_quantile(distribution: Distribution, u: float) -> float:
@@ -117,7 +119,7 @@ def all_runs(args: argparse.Namespace, runs_file: Path) -> list[dict]:
     done = recorded_runs(runs_file, args.datasets)
     finished = {run_key(run) for run in done}
     for dataset in args.datasets:
-        for fidelity in ("frozen", "full"):  # frozen first: its embeddings are cached once
+        for fidelity in FIDELITIES:  # frozen first: its embeddings are cached once
             for configuration in configurations(args.gloss_configs):
                 run = {"dataset": dataset, "fidelity": fidelity, **configuration}
                 if run_key(run) in finished:
@@ -154,6 +156,19 @@ def rank_agreement(frozen: np.ndarray, full: np.ndarray, rng: np.random.Generato
     row["full_best"] = float(full.max())
     row["full_of_frozen_top3_best"] = float(full[order[:3]].max())
     return row
+
+
+def learning_rate_dependence(lr: np.ndarray, frozen: np.ndarray, full: np.ndarray) -> dict:
+    """How each fidelity's score follows the learning rate (Spearman with its quantile), where the
+    full-fidelity best ranks among the frozen scores, and each fidelity's score range."""
+    return {
+        "frozen_vs_lr_spearman": float(stats.spearmanr(lr, frozen)[0]),
+        "full_vs_lr_spearman": float(stats.spearmanr(lr, full)[0]),
+        "full_vs_lr_p": float(stats.spearmanr(lr, full)[1]),
+        "frozen_rank_of_full_best": int((frozen > frozen[np.argmax(full)]).sum() + 1),
+        "frozen_range": [round(float(frozen.min()), 4), round(float(frozen.max()), 4)],
+        "full_range": [round(float(full.min()), 4), round(float(full.max()), 4)],
+    }
 
 
 def top3_holds_best(frozen: np.ndarray, full: np.ndarray) -> bool:
@@ -197,17 +212,26 @@ def main() -> None:
     rng = np.random.default_rng(0)
     for dataset in args.datasets:
         scores = {(r["name"], r["fidelity"]): r["score"] for r in runs if r["dataset"] == dataset}
-        names = [c["name"] for c in configurations(args.gloss_configs)]
-        names = [n for n in names if (n, "frozen") in scores and (n, "full") in scores]
-        for group, members in (("gloss", [n for n in names if n.startswith("gloss")]), ("all", names)):
-            frozen = np.array([scores[n, "frozen"] for n in members])
-            full = np.array([scores[n, "full"] for n in members])
-            rows.append({"dataset": dataset, "configs_of": group, **rank_agreement(frozen, full, rng)})
-    seconds = {f: sum(r["seconds"] for r in runs if r["fidelity"] == f) for f in ("frozen", "full")}
+        chosen = [
+            c
+            for c in configurations(args.gloss_configs)
+            if {(c["name"], f) for f in FIDELITIES} <= set(scores)
+        ]
+        for group, members in (("gloss", [c for c in chosen if c["loss"] == "gloss"]), ("all", chosen)):
+            frozen, full = (np.array([scores[c["name"], f] for c in members]) for f in FIDELITIES)
+            lr = np.array([c["lr_quantile"] for c in members])
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "configs_of": group,
+                    **rank_agreement(frozen, full, rng),
+                    **learning_rate_dependence(lr, frozen, full),
+                }
+            )
     report(
         "fidelity_correlation",
         rows,
-        {"settings": vars(args), "seconds_by_fidelity": seconds, "runs_file": runs_file.name},
+        {"settings": vars(args), "runs": runs},
         smoke=args.smoke,
     )
 
