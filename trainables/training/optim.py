@@ -9,9 +9,11 @@ from trainables.config import TrialConfig
 
 
 def build_optimizer(parameters, config: TrialConfig) -> torch.optim.Optimizer:
-    """Adam or AdamW at the configured learning rate and weight decay."""
+    """Adam or AdamW at the configured learning rate and weight decay, with PyTorch's fused kernel:
+    one pass over all parameters instead of a loop of small ops per parameter (on a CPU PyTorch
+    takes that loop by default). The same update, and the Hugging Face Trainer's default."""
     kind = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-    return kind(parameters, lr=config.learning_rate, weight_decay=config.weight_decay)
+    return kind(parameters, lr=config.learning_rate, weight_decay=config.weight_decay, fused=True)
 
 
 class LearningRateFactor:
