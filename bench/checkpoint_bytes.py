@@ -1,7 +1,7 @@
 """Section 8: bytes of checkpoints per trial at bert-base size, through Ray Tune's real storage
-path, under the old checkpointing (every epoch, Tune keeps 2, nothing deleted) and the study's
-default policy (every epoch but the last, keep 1, a finished trial's states deleted) and the same
-every 2 epochs, with the extrapolation to the `paper` preset.
+path, under the old checkpointing (every epoch, Tune keeps 2, nothing deleted), the study's
+default policy (every epoch but the last, keep 2, a finished trial's states deleted), the same with
+keep 1, and keep 1 every 2 epochs, with the extrapolation to the `paper` preset.
 
     .venv/bin/python -m bench.checkpoint_bytes [--epochs 4] [--assumed-mean-epochs 40]
     .venv/bin/python -m bench.checkpoint_bytes --smoke      # a tiny model, to check the script
@@ -32,8 +32,9 @@ from trainables.checkpoint import STATE_FILE
 GIB, TIB = 2**30, 2**40
 ARMS = {
     "before: every epoch, keep 2, never deleted": CheckpointPolicy(keep=2, delete_finished=False),
-    "after: every epoch but the last, keep 1, deleted when finished": CheckpointPolicy(keep=1),
-    "after, every 2 epochs": CheckpointPolicy(every_epochs=2, keep=1),
+    "after, the default: every epoch but the last, keep 2, deleted when finished": CheckpointPolicy(),
+    "after, keep 1": CheckpointPolicy(keep=1),
+    "after, keep 1, every 2 epochs": CheckpointPolicy(every_epochs=2, keep=1),
 }
 
 
