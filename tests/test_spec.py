@@ -1,11 +1,13 @@
 """Study specs: validation with key paths and suggestions, overrides, presets, and plans."""
 
+from pathlib import Path
+
 import pytest
 
 from common.errors import ConfigError
 from study.plan import phases
 from study.presets import preset_names, preset_text
-from study.spec import apply_overrides, parse_yaml, spec_from_mapping
+from study.spec import apply_overrides, load_spec_file, parse_yaml, spec_from_mapping
 
 BASE = {"name": "t", "kind": "grid", "datasets": ["r8"], "losses": ["ce", "gloss"], "seeds": [0, 1]}
 
@@ -135,6 +137,17 @@ def test_overrides_and_yaml_errors():
 def test_presets_are_valid_specs(name):
     preset = spec_from_mapping(parse_yaml(preset_text(name), name), name)
     assert preset.name == name and phases(preset)
+
+
+def test_the_one_gpu_study_plans_the_issues_run():
+    """bench/gpu_study.yaml, which BENCHMARKS item 7 runs when a GPU is lent, plans issue 14's
+    study: MiniLM fine-tuned in full on R8, CE and G-Loss, 2 epochs, one GPU per trial."""
+    spec = load_spec_file(Path(__file__).parents[1] / "bench" / "gpu_study.yaml")
+    (grid,) = phases(spec)
+    configs = [group.config for group in grid.groups]
+    assert sorted((c.dataset, c.loss) for c in configs) == [("r8", "ce"), ("r8", "gloss")]
+    assert {(c.model, c.fidelity, c.epochs) for c in configs} == {("minilm", "full", 2)}
+    assert spec.resources.gpu == 1
 
 
 def test_unknown_preset_suggests_one():
