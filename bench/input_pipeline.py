@@ -7,7 +7,8 @@ per-parameter loop in place of the fused kernel.
     .venv/bin/python -m bench.input_pipeline --smoke    # tiny-bert, MR, 2 steps, every arm
 
 Needs `accelerate` for the Trainer (pip install -e '.[bench]'), in smoke runs too. Arms are
-interleaved within each repeat; medians over repeats, ratios from the same run."""
+interleaved within each repeat; medians over repeats (the slowest and fastest repeat beside them),
+ratios from the same run."""
 
 import argparse
 import os
@@ -211,6 +212,8 @@ def main() -> None:
                     "mean_tokens": round(float(tokens), 1),
                     "arm": name,
                     "samples_per_s": rate,
+                    "slowest_repeat": samples / max(times[name]),
+                    "fastest_repeat": samples / min(times[name]),
                     "vs_hf_trainer": rate / base["HF Trainer"],
                     "vs_hf_trainer_at_best": rate
                     / max(base["HF Trainer"], base["HF Trainer, group_by_length"]),
