@@ -161,10 +161,11 @@ def rank_agreement(frozen: np.ndarray, full: np.ndarray, rng: np.random.Generato
 def learning_rate_dependence(lr: np.ndarray, frozen: np.ndarray, full: np.ndarray) -> dict:
     """How each fidelity's score follows the learning rate (Spearman with its quantile), where the
     full-fidelity best ranks among the frozen scores, and each fidelity's score range."""
+    full_vs_lr = stats.spearmanr(lr, full)
     return {
         "frozen_vs_lr_spearman": float(stats.spearmanr(lr, frozen)[0]),
-        "full_vs_lr_spearman": float(stats.spearmanr(lr, full)[0]),
-        "full_vs_lr_p": float(stats.spearmanr(lr, full)[1]),
+        "full_vs_lr_spearman": float(full_vs_lr[0]),
+        "full_vs_lr_p": float(full_vs_lr[1]),
         "frozen_rank_of_full_best": int((frozen > frozen[np.argmax(full)]).sum() + 1),
         "frozen_range": [round(float(frozen.min()), 4), round(float(frozen.max()), 4)],
         "full_range": [round(float(full.min()), 4), round(float(full.max()), 4)],

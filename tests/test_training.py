@@ -165,7 +165,10 @@ def test_the_fused_optimizer_takes_the_reference_loops_steps(optimizer):
     loop_model.load_state_dict(fused_model.state_dict())
     initial = fused_model[0].weight.detach().clone()
     fused = build_optimizer(fused_model.parameters(), config)
-    reference = type(fused)(loop_model.parameters(), lr=1e-2, weight_decay=0.1, foreach=False, fused=False)
+    reference_class = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam}[optimizer]
+    reference = reference_class(
+        loop_model.parameters(), lr=1e-2, weight_decay=0.1, foreach=False, fused=False
+    )
     assert fused.defaults["fused"], "the fused kernel is what runs"
     inputs, labels = torch.randn(32, 16), torch.randint(0, 3, (32,))
     for _ in range(5):
