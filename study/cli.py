@@ -6,14 +6,19 @@ and `gloss data list` start at once."""
 import argparse
 import dataclasses
 import sys
+import warnings
 from pathlib import Path
 
 from common.errors import GlossError, StudyInterrupted
+from common.records import DamagedRecordWarning
+
+DEFAULT_SHOW_WARNING = warnings.showwarning
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; a user's mistake prints one line and exits with status 2."""
     args = build_parser().parse_args(argv)
+    warnings.showwarning = show_warning
     try:
         return args.handler(args)
     except GlossError as error:
@@ -22,6 +27,14 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyboardInterrupt, StudyInterrupted):
         print("gloss: interrupted; `gloss run ... --resume` continues where it stopped.", file=sys.stderr)
         return 130
+
+
+def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Damaged records are the user's news, said in gloss's voice; other warnings as Python shows them."""
+    if issubclass(category, DamagedRecordWarning):
+        print(f"gloss: warning: {message}", file=sys.stderr)
+    else:
+        DEFAULT_SHOW_WARNING(message, category, filename, lineno, file, line)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -134,12 +147,33 @@ def add_status(commands) -> None:
 
 def status_command(args: argparse.Namespace) -> int:
     """Print the study's status from its storage alone (no Ray connection)."""
-    from analysis.storage import is_uri
     from study.status import render, study_status
 
-    check_study(args.study)
-    print(render(study_status(args.study if is_uri(args.study) else str(Path(args.study).expanduser()))))
+    root = study_location(args.study)
+    if study_parts(root, "study") is None:
+        raise GlossError(
+            f"{args.study}: not a gloss study (no study.json or phase folder in it); give the folder "
+            "`gloss run` wrote, <storage>/<study name>."
+        )
+    print(render(study_status(root)))
     return 0
+
+
+def study_location(study: str) -> str:
+    """A study folder (`~` expanded) or URI that exists; refused in one sentence otherwise."""
+    from analysis.storage import is_uri
+
+    check_study(study)
+    return study if is_uri(study) else str(Path(study).expanduser())
+
+
+def study_parts(location: str, *kinds: str) -> tuple[str, ...] | None:
+    """The folders of `location` to read records from when it is one of `kinds` (study, phase,
+    trial); None when it is not."""
+    from analysis.layout import layout
+
+    found = layout(location)
+    return found.parts if found.kind in kinds else None
 
 
 def load_spec(name: str, overrides: list[str]):
@@ -253,15 +287,54 @@ def write_report(paths: list[str], out: str, baseline: str = "ce") -> None:
 
 
 def analyze_command(args: argparse.Namespace) -> int:
-    from analysis.storage import is_uri, join
+    from analysis.storage import join
 
-    for study in args.studies:
-        check_study(study)
-    paths = [s if is_uri(s) else str(Path(s).expanduser()) for s in args.studies]
-    print_summary(paths)
+    roots = [study_location(study) for study in args.studies]
+    parts = [part for root in roots for part in analysed_parts(root)]
+    for root in roots:
+        if note := running_note(root):
+            print(note)
+    print_summary(parts)
     if not args.summary:
-        write_report(paths, args.out or join(paths[0], "report"), args.baseline)
+        write_report(parts, args.out or join(roots[0], "report"), args.baseline)
     return 0
+
+
+def analysed_parts(root: str) -> tuple[str, ...]:
+    """The record folders of a study, phase or trial folder with at least one finished trial;
+    anything else is refused in one sentence."""
+    from analysis import final_results, load_runs
+    from analysis.select import finished
+
+    parts = study_parts(root, "study", "phase", "trial")
+    if parts is None:
+        raise GlossError(
+            f"{root}: not a gloss study (no study.json, phase folder or trial records in it); give "
+            "the folder `gloss run` wrote, <storage>/<study name>, or one of its phases or trials."
+        )
+    try:
+        done = len(finished(final_results(load_runs(*parts)))) if parts else 0
+    except FileNotFoundError:
+        done = 0
+    if not done:
+        raise GlossError(
+            f"{root}: no trial has finished yet, so there is nothing to analyse; `gloss status {root}` "
+            "shows where the study stands."
+        )
+    return parts
+
+
+def running_note(root: str) -> str:
+    """For a study a driver is running: that it runs and how many trials are left ('' else)."""
+    from study.status import study_status
+
+    if study_parts(root, "study") is None:
+        return ""
+    status = study_status(root)
+    if not status.driver:
+        return ""
+    left = sum(max((p.total or p.seen + p.pending) - p.ended, 0) for p in status.phases)
+    return f"study running ({status.driver}): {left} trials left; this analysis covers the finished ones"
 
 
 def check_study(study: str) -> None:
