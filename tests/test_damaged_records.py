@@ -136,7 +136,8 @@ def test_analyze_of_a_running_study_says_so(study, tmp_path, capsys):
     planned = [{"name": "grid", "trials": done + 3}]
     (study / "study.json").write_text(json.dumps({"spec": {}, "phases": planned}))
     now = time.time()
-    lease = {"holder": "x", "host": socket.gethostname(), "pid": os.getpid(), "started": now, "heartbeat": now}
+    host, pid = socket.gethostname(), os.getpid()
+    lease = {"holder": "x", "host": host, "pid": pid, "started": now, "heartbeat": now}
     (study / LEASE_FILE).write_text(json.dumps(lease))
     assert main(["analyze", str(study), "--summary"]) == 0
     out = capsys.readouterr().out
