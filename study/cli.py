@@ -188,7 +188,7 @@ def load_spec(name: str, overrides: list[str]):
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from study.ray_session import prepare_environment
+    from study.ray_session import prepare_environment, refuse_copied_secrets
 
     prepare_environment(args.address)
     from study.launch import storage_root
@@ -213,6 +213,7 @@ def run_command(args: argparse.Namespace) -> int:
     if args.dry_run:
         print_json(plan) if args.json else print_plan(spec, plan, root)
         return 0
+    refuse_copied_secrets()
     check_writable(root)
     with study_lease(root, args.take_over):
         return run_and_report(args, spec, plan, storage, root)
