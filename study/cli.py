@@ -74,6 +74,9 @@ def add_run(commands) -> None:
     )
     run.add_argument("--dashboard", action="store_true", help="start Ray's dashboard on 127.0.0.1")
     run.add_argument("--no-report", action="store_true", help="end with the summary table, no HTML report")
+    run.add_argument(
+        "--verbose", action="store_true", help="show Ray's log lines and warnings here, not only in the log"
+    )
     run.set_defaults(handler=run_command)
 
 
@@ -225,16 +228,19 @@ def run_and_report(args: argparse.Namespace, spec, plan, storage: str, root: str
     from study.launch import RunOptions, run_study, warm_caches
     from study.provenance import write_provenance
     from study.ray_session import connect
+    from study.run_log import log_location, messages_to
     from study.storage_check import check_nodes_share
 
-    connect(args.address, dashboard=args.dashboard)
-    check_gpus(spec.resources.gpu, args.address)
-    if args.address is None:
-        warm_caches(spec)
-    else:
-        check_nodes_share(root)
-    write_provenance(root, spec)
-    paths = run_study(spec, plan, RunOptions(storage, args.resume, args.max_concurrent))
+    with messages_to(log_location(root, spec.name), args.verbose) as log:
+        print(f"gloss: Ray's messages and warnings go to {log}", file=sys.stderr)
+        connect(args.address, dashboard=args.dashboard)
+        check_gpus(spec.resources.gpu, args.address)
+        if args.address is None:
+            warm_caches(spec)
+        else:
+            check_nodes_share(root)
+        write_provenance(root, spec)
+        paths = run_study(spec, plan, RunOptions(storage, args.resume, args.max_concurrent))
     failed = print_summary(paths)
     if not args.no_report:
         write_report(paths, f"{root}/report")
