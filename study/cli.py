@@ -145,12 +145,15 @@ def slurm_command(args: argparse.Namespace) -> int:
 def add_status(commands) -> None:
     status = commands.add_parser("status", help="a study's progress, best scores and what --resume reruns")
     status.add_argument("study", metavar="STUDY_DIR_OR_URI")
+    status.add_argument("--json", action="store_true", help="one JSON object (versioned; see README)")
     status.set_defaults(handler=status_command)
 
 
 def status_command(args: argparse.Namespace) -> int:
     """Print the study's status from its storage alone (no Ray connection)."""
-    from study.status import render, study_status
+    import json
+
+    from study.status import as_json, render, study_status
 
     root = study_location(args.study)
     if study_parts(root, "study") is None:
@@ -158,7 +161,8 @@ def status_command(args: argparse.Namespace) -> int:
             f"{args.study}: not a gloss study (no study.json or phase folder in it); give the folder "
             "`gloss run` wrote, <storage>/<study name>."
         )
-    print(render(study_status(root)))
+    status = study_status(root)
+    print(json.dumps(as_json(status), indent=2) if args.json else render(status))
     return 0
 
 

@@ -184,6 +184,46 @@ def best_scores(runs: pd.DataFrame) -> pd.DataFrame | None:
     return top[columns].reset_index(drop=True)
 
 
+STATUS_VERSION = 1  # bumped when a field of `gloss status --json` changes meaning
+
+
+def as_json(status: StudyStatus) -> dict:
+    """`gloss status --json`: the same facts as `render`, for scripts and dashboards (version 1).
+
+    {"version": 1, "study": URI or path, "driver": "pid P on HOST, ..." or null,
+     "phases": [{"name", "planned" (null when unknown), "started", "done", "running",
+                 "interrupted", "pending", "failed", "diverged", "unreadable", "restarts",
+                 "damaged_lines", "seconds", "left_seconds" (null before a trial ends)}],
+     "best": [{"dataset", "loss", "best_score", "monitor", "phase", "seed", "epoch"}],
+     "resume": ["<phase>: what --resume reruns", ...]}"""
+    phases = []
+    for phase in status.phases:
+        counts = ("done", "running", "interrupted", "pending", "failed", "diverged", "unreadable")
+        phases.append(
+            {
+                "name": phase.name,
+                "planned": phase.total,
+                "started": phase.started,
+                **{kind: getattr(phase, kind) for kind in counts},
+                "restarts": phase.restarts,
+                "damaged_lines": phase.damaged_lines,
+                "seconds": round(phase.seconds, 1),
+                "left_seconds": None if phase.left_s() is None else round(phase.left_s(), 1),
+            }
+        )
+    best = [] if status.best is None else json.loads(status.best.to_json(orient="records"))
+    resume = [line for phase in status.phases if phase.started for line in resume_lines(phase)]
+    resume += [f"{p.name}: all {p.total} trials (not started)" for p in status.phases if not p.started]
+    return {
+        "version": STATUS_VERSION,
+        "study": status.root,
+        "driver": status.driver,
+        "phases": phases,
+        "best": best,
+        "resume": [] if status.driver else resume,
+    }
+
+
 def render(status: StudyStatus) -> str:
     """The text `gloss status` prints."""
     lines = [f"study {status.root}"]
