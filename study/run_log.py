@@ -14,8 +14,9 @@ from analysis.storage import is_uri, local_path
 from common.paths import cache_root
 
 LOG_NAME = "driver.log"
-# Ray's own logger (propagation off, one handler writing to stderr) and Python's warnings.
-CAPTURED = ("ray", "py.warnings")
+# Ray's own logger (propagation off, one handler writing to stderr), Python's warnings, and the
+# trackers' loggers (MLflow's INFO lines, its database migrations through alembic).
+CAPTURED = ("ray", "py.warnings", "mlflow", "alembic")
 
 
 def log_location(root: str, study: str) -> Path:
