@@ -39,6 +39,7 @@ def show_warning(message, category, filename, lineno, file=None, line=None) -> N
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gloss", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action=VersionAction)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     add_run(commands)
     presets = commands.add_parser("presets", help="list the shipped presets, or print one")
@@ -49,6 +50,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_slurm(commands)
     add_status(commands)
     return parser
+
+
+class VersionAction(argparse.Action):
+    """`gloss --version`, worked out only when asked (other commands never run git)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="print the version")
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        from study.provenance import version_line
+
+        print(version_line())
+        parser.exit()
 
 
 def add_run(commands) -> None:

@@ -62,6 +62,14 @@ def run_facts(argv: list[str]) -> dict[str, Any]:
     }
 
 
+def version_line() -> str:
+    """`gloss --version`: the installed distribution's version, and the commit when the code runs
+    from a git checkout (an editable install), where the version alone does not say which code."""
+    commit = git_commit(Path(__file__).resolve().parent)
+    line = f"gloss {version('gloss-study') or 'unknown (not installed)'}"
+    return f"{line} (commit {commit[:12]})" if commit else line
+
+
 def version(package: str) -> str | None:
     try:
         return metadata.version(package)
