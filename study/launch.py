@@ -92,6 +92,7 @@ def run_phase(spec: StudySpec, phase: Phase, options: RunOptions, root: str):
                 max_concurrent_trials=live_trials(spec, phase, options),
                 reuse_actors=True,
                 trial_dirname_creator=trial_folder_name,
+                trial_name_creator=trial_folder_name,
             ),
             run_config=tune.RunConfig(
                 name=phase.experiment,
@@ -133,7 +134,8 @@ def live_trials(spec: StudySpec, phase: Phase, options: RunOptions) -> int:
 
 
 def trial_folder_name(trial) -> str:
-    """Readable trial folders: <dataset>-<loss>-s<seed>-<trial id>."""
+    """Readable trial folders, and the trials' names (Tune's messages, the trackers' runs):
+    <dataset>-<loss>-s<seed>-<trial id>."""
     config = trial.config
     return f"{config['dataset']}-{config['loss']}-s{config['seed']}-{trial.trial_id}"
 

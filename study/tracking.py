@@ -84,9 +84,10 @@ def mlflow_tracking_uri(root: str) -> str:
 
 
 def mlflow_callback(spec: StudySpec, phase: str, root: str) -> Any:
-    """Tune's MLflow logger: one experiment per study, one run per trial with the trial's
-    configuration as parameters, every epoch's metrics as history (step = epoch), and its identity
-    (study, dataset, loss, seed, phase) and folder name as tags."""
+    """Tune's MLflow logger: one experiment per study, one run per trial named as the trial (launch
+    names trials as their folders), with the trial's configuration as parameters, every epoch's
+    metrics as history (step = epoch), and its identity (study, dataset, loss, seed, phase) and
+    folder name as tags."""
     from ray.air.integrations.mlflow import MLflowLoggerCallback
 
     from study.launch import trial_folder_name
@@ -108,8 +109,8 @@ def mlflow_callback(spec: StudySpec, phase: str, root: str) -> Any:
 
 def wandb_callback(spec: StudySpec, phase: str, root: str) -> Any:
     """Tune's W&B logger: project = WANDB_PROJECT or the study's name, group = phase, run name =
-    the trial's folder name, the trial's configuration (identity included) as the run's config.
-    WANDB_MODE is passed on as the user set it.
+    the trial's name (launch names trials as their folders), the trial's configuration (identity
+    included) as the run's config. WANDB_MODE is passed on as the user set it.
 
     With storage on a local or shared path, W&B writes straight into the trial's folder there
     (offline runs land in <trial folder>/wandb/): Tune's logging actor otherwise writes into the
@@ -118,14 +119,11 @@ def wandb_callback(spec: StudySpec, phase: str, root: str) -> Any:
     server (online) or to the staging folder (offline)."""
     from ray.air.integrations.wandb import WandbLoggerCallback
 
-    from study.launch import trial_folder_name
-
     class NamedWandbLogger(WandbLoggerCallback):
-        """Names each trial's run after its folder and, on local storage, writes it there (the
-        callback's kwargs go to wandb.init)."""
+        """On local storage, writes each trial's run into its folder (the callback's kwargs go to
+        wandb.init)."""
 
         def log_trial_start(self, trial) -> None:
-            self.kwargs["name"] = trial_folder_name(trial)
             if not is_uri(root):
                 self.kwargs["dir"] = trial.path
             super().log_trial_start(trial)

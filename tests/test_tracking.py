@@ -131,7 +131,9 @@ def test_mlflow_has_one_run_per_trial_with_tags_params_and_every_epoch(tracked_s
     assert len(runs) == TRIALS
     identities = {(r.data.tags["dataset"], r.data.tags["loss"], r.data.tags["seed"]) for r in runs}
     assert identities == {("r8", loss, seed) for loss in ("ce", "gloss") for seed in ("0", "1")}
-    assert {r.data.tags["trial_folder"] for r in runs} == {p.name for p in trial_folders(tracked_study)}
+    folders = {p.name for p in trial_folders(tracked_study)}
+    assert {r.info.run_name for r in runs} == folders  # <dataset>-<loss>-s<seed>-<trial id>
+    assert {r.data.tags["trial_folder"] for r in runs} == folders
     for run in runs:
         assert run.data.tags["phase"] == "grid" and run.data.tags["study"] == "tiny-tracked"
         assert run.data.params["loss"] == run.data.tags["loss"] and run.data.params["lr"] == "0.001"
