@@ -123,9 +123,33 @@ def add_slurm(commands) -> None:
     slurm.add_argument("spec", metavar="SPEC_OR_PRESET")
     slurm.add_argument("--storage", help="a folder every node shares, or a URI (default: the spec's)")
     slurm.add_argument("--nodes", type=int, help="nodes of the job (template: 2)")
-    slurm.add_argument("--cpus-per-task", type=int, help="CPUs per node (template: 8)")
-    slurm.add_argument("--gpus-per-node", type=int, help="GPUs per node (template: 1)")
+    slurm.add_argument("--cpus-per-task", type=int, help="CPUs per node (default: 8, or a trial's if more)")
+    slurm.add_argument(
+        "--gpus-per-node", type=int, help="GPUs per node (default: a trial's GPUs; none for a CPU spec)"
+    )
     slurm.add_argument("--time", help="the job's time limit, e.g. 2-00:00:00 (template: 24:00:00)")
+    slurm.add_argument("--partition", help="the partition (queue) to run in")
+    slurm.add_argument("--account", help="the account charged for the job")
+    slurm.add_argument("--qos", help="the quality of service")
+    slurm.add_argument("--mem", help="memory per node, e.g. 64G")
+    slurm.add_argument(
+        "--sbatch-line",
+        action="append",
+        default=[],
+        metavar="OPTION",
+        help="any other sbatch option, e.g. --sbatch-line=--constraint=a100 (repeatable)",
+    )
+    slurm.add_argument(
+        "--setup",
+        metavar="SHELL_LINE",
+        help="run on every node before Ray and gloss, e.g. 'module load cuda && source venv/bin/activate'",
+    )
+    slurm.add_argument(
+        "--signal-before",
+        type=int,
+        metavar="SECONDS",
+        help="stop the study this long before the time limit, then requeue the job (template: 300)",
+    )
     slurm.add_argument("--resume", action="store_true", help="continue an interrupted study")
     slurm.add_argument("--max-concurrent", type=int, metavar="N", help="at most N trials at once")
     slurm.add_argument("--out", type=Path, help="the script to write (default gloss-NAME.sbatch)")
@@ -134,25 +158,35 @@ def add_slurm(commands) -> None:
 
 
 def slurm_command(args: argparse.Namespace) -> int:
-    """Check the spec and the storage here, before the job waits in the queue, then write the
-    filled cluster/slurm.sbatch and, with --submit, submit it."""
-    from study.slurm import Job, shared_storage, submit, write_script
+    """Check the spec, the storage and the request here, before the job waits in the queue, then
+    write the filled cluster/slurm.sbatch and, with --submit, submit it."""
+    from study import slurm
 
     spec = load_spec(args.spec, [])
+    cpus, gpus = slurm.node_size(spec.resources, args.cpus_per_task, args.gpus_per_node)
+    slurm.check_continuation(args.time, args.signal_before)
     gloss_args = ["--resume"] if args.resume else []
     if args.max_concurrent is not None:
         gloss_args += ["--max-concurrent", str(args.max_concurrent)]
-    job = Job(
+    job = slurm.Job(
         spec=str(Path(args.spec).resolve()) if Path(args.spec).is_file() else args.spec,
-        storage=shared_storage(args.storage or spec.storage, args.nodes),
+        storage=slurm.shared_storage(args.storage or spec.storage, args.nodes),
+        name=spec.name,
         gloss_args=tuple(gloss_args),
         nodes=args.nodes,
-        cpus_per_task=args.cpus_per_task,
-        gpus_per_node=args.gpus_per_node,
+        cpus_per_task=cpus,
+        gpus_per_node=gpus,
         time=args.time,
+        partition=args.partition,
+        account=args.account,
+        qos=args.qos,
+        mem=args.mem,
+        sbatch_lines=tuple(args.sbatch_line),
+        setup=args.setup,
+        signal_before_s=args.signal_before,
     )
-    script = write_script(job, args.out or Path(f"gloss-{spec.name}.sbatch"))
-    print(f"wrote {script}; submit it with: sbatch {script}" if not args.submit else submit(script))
+    script = slurm.write_script(job, args.out or Path(f"gloss-{spec.name}.sbatch"))
+    print(f"wrote {script}; submit it with: sbatch {script}" if not args.submit else slurm.submit(script))
     return 0
 
 

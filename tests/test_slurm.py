@@ -270,19 +270,34 @@ def test_a_cancelled_study_is_finished_by_resubmitting_with_resume(slurm):
 
 
 STANDINS = {
-    # srun: record the call; `hostname --ip-address` answers the head's address, `ray start`
-    # blocks as the real one does until the job ends.
+    # srun: record the call, drop srun's options (up to `-w NODE`) and run the command as a step
+    # would: `hostname --ip-address` answers IPv6 and IPv4 addresses, `ray start` (the stand-in
+    # below) blocks as the real one does, `bash -c SETUP...` runs; SETUP_MARK is dropped from the
+    # step's environment, as on a site whose steps do not inherit the batch shell's.
     "srun": 'echo "srun $*" >> "$CALLS"\n'
-    'case "$*" in *"ray start"*) exec sleep 60;; *hostname*) echo "10.9.8.7 fe80::1";; esac',
-    "scontrol": 'echo "scontrol $*" >> "$CALLS"\nprintf "node-a\\nnode-b\\n"',
-    "python": "echo 2",  # the number of Ray nodes alive
-    "gloss": 'echo "gloss $* (RAY_AUTH_MODE=$RAY_AUTH_MODE token=$RAY_AUTH_TOKEN_PATH)" >> "$CALLS"',
+    "while [[ $# -gt 0 && $1 != -w ]]; do shift; done; shift 2\n"
+    'case "$1" in hostname) echo "fe80::1 10.9.8.7 192.168.0.2";; *) exec env -u SETUP_MARK "$@";; esac',
+    "ray": 'echo "ray $* (SETUP_MARK=${SETUP_MARK:-})" >> "$CALLS"\nexec sleep 60',
+    "scontrol": 'echo "scontrol $*" >> "$CALLS"\n[[ $1 != show ]] || printf "node-a\\nnode-b\\n"',
+    "python": 'echo "${ALIVE:-2}"',  # the number of Ray nodes alive
+    # gloss: record the call; with STOPPABLE, run until SIGINT and exit 130 as gloss does (or
+    # INT_EXIT: a study that ended anyway, or one refused).
+    "gloss": 'echo "gloss $* (RAY_AUTH_MODE=$RAY_AUTH_MODE token=$RAY_AUTH_TOKEN_PATH)" >> "$CALLS"\n'
+    'echo "gloss sees SETUP_MARK=${SETUP_MARK:-}" >> "$CALLS"\n'
+    "if [[ -n ${STOPPABLE:-} ]]; then\n"
+    "  sleep 60 & sleeper=$!\n"
+    '  trap \'kill $sleeper; echo "gloss stopped by SIGINT" >> "$CALLS"; exit "${INT_EXIT:-130}"\' INT\n'
+    "  wait\n"
+    "fi\n"
+    'exit "${EXIT_CODE:-0}"',
 }
 
 
-def run_filled_script(tmp_path: Path, script: Path, token: Path) -> tuple[subprocess.CompletedProcess, str]:
-    """Run `script` as sbatch would on the first of two nodes (4 CPUs, 2 GPUs each), with the
-    stand-ins on PATH; its exit and the calls they recorded."""
+def start_filled_script(
+    tmp_path: Path, script: Path, token: Path, **env: str
+) -> tuple[subprocess.Popen, Path]:
+    """Start `script` as sbatch would on the first of two nodes (4 CPUs, 2 GPUs each), with the
+    stand-ins on PATH and `env` added; the process and the file of calls they record."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for name, body in STANDINS.items():
@@ -295,12 +310,25 @@ def run_filled_script(tmp_path: Path, script: Path, token: Path) -> tuple[subpro
         "HOME": str(tmp_path),
         "CALLS": str(calls),
         "RAY_AUTH_TOKEN_PATH": str(token),
+        "SLURM_JOB_ID": "77",
         "SLURM_JOB_NODELIST": "node-[a-b]",
         "SLURM_CPUS_PER_TASK": "4",
         "SLURM_GPUS_PER_NODE": "a100:2",
+        **env,
     }
-    done = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=120)
-    return done, calls.read_text()
+    job = subprocess.Popen(
+        ["bash", str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    return job, calls
+
+
+def run_filled_script(
+    tmp_path: Path, script: Path, token: Path, **env: str
+) -> tuple[subprocess.CompletedProcess, str]:
+    """Run `script` with the stand-ins to its end; its exit and the calls they recorded."""
+    job, calls = start_filled_script(tmp_path, script, token, **env)
+    out, err = job.communicate(timeout=120)
+    return subprocess.CompletedProcess(job.args, job.returncode, out, err), calls.read_text()
 
 
 def test_gloss_slurm_fills_the_template_and_the_script_starts_ray_on_every_node(tmp_path):
@@ -325,14 +353,14 @@ def test_gloss_slurm_fills_the_template_and_the_script_starts_ray_on_every_node(
         "scontrol show hostnames node-[a-b]",
         "srun --nodes=1 --ntasks=1 -w node-a hostname --ip-address",
     ]
-    head, worker = (line for line in lines if "ray start" in line)
+    head, worker = (line for line in lines if line.startswith("srun") and "ray start" in line)
     assert head.startswith("srun --nodes=1 --ntasks=1 --cpus-per-task=4 -w node-a ray start --head")
     assert "--node-ip-address=10.9.8.7 --port=6379" in head
     assert worker.startswith("srun --nodes=1 --ntasks=1 --cpus-per-task=4 -w node-b ray start")
     assert "--address=10.9.8.7:6379" in worker
     for line in (head, worker):
         assert "--block --num-cpus=4 --num-gpus=2" in line
-    assert lines[-1] == (
+    assert lines[-2] == (
         f"gloss run {spec} --address 10.9.8.7:6379 --storage s3://bucket/gloss --resume --max-concurrent 3 "
         f"(RAY_AUTH_MODE=token token={token})"
     )
@@ -357,3 +385,137 @@ def test_gloss_slurm_refuses_tmp_storage_for_several_nodes(tmp_path, capsys):
     script = tmp_path / "job.sbatch"
     assert main(["slurm", str(spec), "--storage", "/tmp/results", "--out", str(script)]) == 2
     assert "--storage /tmp/results" in capsys.readouterr().err and not script.exists()
+
+
+def spec_file(tmp_path: Path, spec: dict) -> Path:
+    path = tmp_path / f"{spec['name']}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_a_cpu_spec_requests_no_gpu_and_the_site_options_land_before_the_first_command(tmp_path):
+    script = tmp_path / "job.sbatch"
+    args = ["slurm", str(spec_file(tmp_path, FIRST)), "--storage", "s3://bucket/gloss", "--out", str(script)]
+    site = ["--partition", "short", "--account", "proj42", "--qos", "debug", "--mem", "16G", "--time", "30"]
+    extra = ["--sbatch-line=--constraint=skylake", "--sbatch-line", "#SBATCH --mail-type=END"]
+    assert main([*args, *site, *extra, "--signal-before", "120"]) == 0
+    lines = script.read_text().splitlines()
+    # sbatch reads #SBATCH lines up to the first command only.
+    first_command = next(i for i, line in enumerate(lines) if line.strip() and not line.startswith("#"))
+    directives = [
+        line.removeprefix("#SBATCH ") for line in lines[:first_command] if line.startswith("#SBATCH")
+    ]
+    assert not [line for line in directives if "gpu" in line or "gres" in line], directives
+    for expected in [
+        "--job-name=slurm-first",
+        "--partition=short",
+        "--account=proj42",
+        "--qos=debug",
+        "--mem=16G",
+        "--time=30",
+        "--constraint=skylake",
+        "--mail-type=END",
+        "--signal=B:USR1@120",
+        "--requeue",
+        "--open-mode=append",
+    ]:
+        assert expected in directives, expected
+    assert not [line for line in lines[first_command:] if line.startswith("#SBATCH")]
+
+
+def test_a_gpu_spec_asks_for_its_gpus_and_is_refused_on_a_cpu_request(tmp_path, capsys):
+    spec = str(spec_file(tmp_path, {**FIRST, "name": "on-gpus", "resources": {"cpu": 2, "gpu": 1}}))
+    script = tmp_path / "job.sbatch"
+    assert main(["slurm", spec, "--storage", "s3://bucket/gloss", "--out", str(script)]) == 0
+    assert "\n#SBATCH --gpus-per-node=1\n" in script.read_text()
+    script.unlink()
+    args = ["slurm", spec, "--storage", "s3://bucket/gloss", "--gpus-per-node", "0", "--out", str(script)]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--gpus-per-node 0" in err and "--gpus-per-node 1 or more" in err
+    assert not script.exists()
+
+
+def test_a_time_limit_within_the_signals_lead_is_refused(tmp_path, capsys):
+    spec = str(spec_file(tmp_path, FIRST))
+    script = tmp_path / "job.sbatch"
+    args = ["slurm", spec, "--storage", "s3://bucket/gloss", "--out", str(script)]
+    assert main([*args, "--time", "5", "--signal-before", "300"]) == 2  # 5 minutes, told to stop at 0
+    err = capsys.readouterr().err
+    assert "--time 5" in err and "--signal-before" in err and not script.exists()
+    assert main([*args, "--time", "5", "--signal-before", "240"]) == 0
+    assert main([*args, "--time", "1-00", "--signal-before", "86400"]) == 2  # D-H: a day
+
+
+def test_the_setup_line_runs_before_gloss_and_in_every_nodes_step(tmp_path):
+    script = tmp_path / "job.sbatch"
+    args = ["slurm", str(spec_file(tmp_path, FIRST)), "--storage", "s3://bucket/gloss", "--nodes", "2"]
+    assert main([*args, "--setup", "export SETUP_MARK=on", "--out", str(script)]) == 0
+    token = tmp_path / "token"
+    token.write_text("secret")
+    done, calls = run_filled_script(tmp_path, script, token)
+    assert done.returncode == 0, done.stderr
+    started = [line for line in calls.splitlines() if line.startswith("ray start")]
+    assert len(started) == 2 and all(line.endswith("(SETUP_MARK=on)") for line in started), calls
+    assert "gloss sees SETUP_MARK=on" in calls
+
+
+def test_without_a_setup_line_the_steps_get_nothing_from_it(tmp_path):
+    """The control of the test above: the srun stand-in does drop SETUP_MARK from the steps."""
+    token = tmp_path / "token"
+    token.write_text("secret")
+    parameters = {"GLOSS_SPEC": "smoke", "GLOSS_STORAGE": "s3://bucket/gloss", "SETUP_MARK": "on"}
+    done, calls = run_filled_script(tmp_path, TEMPLATE, token, **parameters)
+    assert done.returncode == 0, done.stderr
+    started = [line for line in calls.splitlines() if line.startswith("ray start")]
+    assert len(started) == 2 and all(line.endswith("(SETUP_MARK=)") for line in started), calls
+
+
+def stop_with_usr1(tmp_path: Path, after: str, **env: str) -> tuple[subprocess.CompletedProcess, str]:
+    """Run the template with the stand-ins, send the batch shell USR1 (SLURM's --signal) once
+    `after` is among the calls, and let it end."""
+    token = tmp_path / "token"
+    token.write_text("secret")
+    parameters = {"GLOSS_SPEC": "smoke", "GLOSS_STORAGE": "s3://bucket/gloss"}
+    job, calls = start_filled_script(tmp_path, TEMPLATE, token, **parameters, **env)
+    wait_for(lambda: after in calls.read_text(), 60, f"{after!r} among the calls")
+    job.send_signal(signal.SIGUSR1)
+    out, err = job.communicate(timeout=60)
+    return subprocess.CompletedProcess(job.args, job.returncode, out, err), calls.read_text()
+
+
+@pytest.mark.parametrize(
+    ("driver_exit", "requeued", "job_exit"),
+    [(130, True, 0), (0, False, 0), (1, False, 1), (2, False, 2)],
+    ids=["stopped", "done-anyway", "trials-failed", "bad-input"],
+)
+def test_usr1_stops_the_driver_with_sigint_and_requeues_only_a_stopped_study(
+    tmp_path, driver_exit, requeued, job_exit
+):
+    done, calls = stop_with_usr1(tmp_path, "gloss run", STOPPABLE="1", INT_EXIT=str(driver_exit))
+    assert "gloss stopped by SIGINT" in calls, (calls, done.stderr)
+    assert ("scontrol requeue 77" in calls) == requeued, calls
+    assert done.returncode == job_exit, done.stderr
+
+
+def test_usr1_before_the_driver_starts_ends_the_job_without_requeueing(tmp_path):
+    done, calls = stop_with_usr1(tmp_path, "ray start", ALIVE="1")  # the nodes never all join
+    assert done.returncode == 1 and "--signal-before" in done.stderr
+    assert "gloss run" not in calls and "requeue" not in calls
+
+
+def test_a_requeued_job_resumes_the_study_taking_over_its_lease(tmp_path):
+    token = tmp_path / "token"
+    token.write_text("secret")
+    parameters = {"GLOSS_SPEC": "smoke", "GLOSS_STORAGE": "s3://bucket/gloss"}
+    done, calls = run_filled_script(tmp_path, TEMPLATE, token, **parameters, SLURM_RESTART_COUNT="2")
+    assert done.returncode == 0 and "allocation 3" in done.stdout, done.stderr
+    (line,) = [line for line in calls.splitlines() if line.startswith("gloss run")]
+    assert line.startswith(
+        "gloss run smoke --address 10.9.8.7:6379 --storage s3://bucket/gloss --resume --take-over ("
+    )
+    (tmp_path / "first").mkdir()
+    done, calls = run_filled_script(
+        tmp_path / "first", TEMPLATE, token, **parameters, SLURM_RESTART_COUNT="0"
+    )
+    assert done.returncode == 0 and "allocation 1" in done.stdout and "--resume" not in calls
