@@ -116,20 +116,32 @@ class Slurm:
     def storage(self) -> Path:
         return self.folder / "results"
 
-    def state(self, job: int) -> str:
+    def fields(self, job: int) -> dict[str, str]:
         shown = self.run("scontrol", "show", "job", str(job)).split()
-        fields = dict(item.split("=", 1) for item in shown if "=" in item)
+        return dict(item.split("=", 1) for item in shown if "=" in item)
+
+    def state(self, job: int) -> str:
+        fields = self.fields(job)
         return f"{fields['JobState']} {fields['ExitCode']}"
 
-    def log(self, job: int) -> str:
+    def restarts(self, job: int) -> int:
+        """How many times the job was requeued."""
+        return int(self.fields(job)["Restarts"])
+
+    def log(self, job: int, tail: int = 4000) -> str:
         path = self.folder / f"job-{job}.log"
-        return path.read_text()[-4000:] if path.exists() else "(no log)"
+        return path.read_text()[-tail:] if path.exists() else "(no log)"
 
     def wait_done(self, job: int, timeout_s: float) -> str:
+        """The job's state and exit once it ended. A requeued job waits out SLURM's fixed
+        back-off (its begin time is set about two minutes ahead); here it is started at once."""
         deadline = time.monotonic() + timeout_s
-        while (state := self.state(job)).split()[0] in ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING"):
+        live = ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED")
+        while (state := self.state(job)).split()[0] in live:
             if time.monotonic() > deadline:
                 raise AssertionError(f"job {job} still {state} after {timeout_s} s: {self.log(job)}")
+            if self.fields(job).get("Reason") == "BeginTime":
+                self.run("scontrol", "update", f"JobId={job}", "StartTime=now")
             time.sleep(2)
         return state
 
@@ -498,10 +510,10 @@ def test_usr1_stops_the_driver_with_sigint_and_requeues_only_a_stopped_study(
     assert done.returncode == job_exit, done.stderr
 
 
-def test_usr1_before_the_driver_starts_ends_the_job_without_requeueing(tmp_path):
+def test_usr1_before_the_driver_starts_requeues_the_job_without_running_it(tmp_path):
     done, calls = stop_with_usr1(tmp_path, "ray start", ALIVE="1")  # the nodes never all join
-    assert done.returncode == 1 and "--signal-before" in done.stderr
-    assert "gloss run" not in calls and "requeue" not in calls
+    assert done.returncode == 0 and "came before the study started" in done.stdout
+    assert "gloss run" not in calls and "scontrol requeue 77" in calls
 
 
 def test_a_requeued_job_resumes_the_study_taking_over_its_lease(tmp_path):
@@ -519,3 +531,30 @@ def test_a_requeued_job_resumes_the_study_taking_over_its_lease(tmp_path):
         tmp_path / "first", TEMPLATE, token, **parameters, SLURM_RESTART_COUNT="0"
     )
     assert done.returncode == 0 and "allocation 1" in done.stdout and "--resume" not in calls
+
+
+# A hundred trials of about a second each, one at a time: about three 2-minute allocations' worth
+# here, each told to stop 30 s before its limit, with up to a minute of start-up (Ray, the
+# driver, Tune's restore) before it trains.
+SEEDS = 50
+CONTINUED = {**FIRST, "name": "slurm-continued", "seeds": list(range(SEEDS))}
+
+
+@on_slurm
+def test_a_study_longer_than_the_time_limit_continues_over_three_allocations_running_nothing_twice(slurm):
+    script = slurm.folder / "continued.sbatch"
+    spec = slurm.spec(CONTINUED)
+    size = ["--nodes", "1", "--cpus-per-task", "2", "--time", "2", "--signal-before", "30"]
+    args = ["slurm", str(spec), "--storage", str(slurm.storage), *size, "--max-concurrent", "1"]
+    assert main([*args, "--out", str(script)]) == 0
+    job = slurm.sbatch(str(script), str(spec), str(slurm.storage), "--max-concurrent", "1", "--no-report")
+
+    assert slurm.wait_done(job, 2400) == "COMPLETED 0:0", slurm.log(job)
+    allocations = slurm.restarts(job) + 1
+    assert allocations >= 3, slurm.log(job)
+    log = slurm.log(job, tail=10**7)
+    assert log.count("the job requeues itself") == allocations - 1, log
+    trials = records(slurm.storage / CONTINUED["name"] / "grid")
+    assert len(trials) == 2 * SEEDS, sorted(trial.name for trial in trials)  # one folder per trial
+    for trial, rows in trials.items():
+        assert [row["epoch"] for row in rows if "epoch" in row] == [1, 2], trial.name  # no epoch twice
