@@ -151,6 +151,9 @@ def add_slurm(commands) -> None:
         help="stop the study this long before the time limit, then requeue the job (template: 300)",
     )
     slurm.add_argument("--resume", action="store_true", help="continue an interrupted study")
+    slurm.add_argument(
+        "--take-over", action="store_true", help="run even if another driver holds the study's lease"
+    )
     slurm.add_argument("--max-concurrent", type=int, metavar="N", help="at most N trials at once")
     slurm.add_argument("--out", type=Path, help="the script to write (default gloss-NAME.sbatch)")
     slurm.add_argument("--submit", action="store_true", help="hand the script to sbatch")
@@ -165,7 +168,8 @@ def slurm_command(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec, [])
     cpus, gpus = slurm.node_size(spec.resources, args.cpus_per_task, args.gpus_per_node)
     slurm.check_continuation(args.time, args.signal_before)
-    gloss_args = ["--resume"] if args.resume else []
+    flags = {"--resume": args.resume, "--take-over": args.take_over}
+    gloss_args = [flag for flag, given in flags.items() if given]
     if args.max_concurrent is not None:
         gloss_args += ["--max-concurrent", str(args.max_concurrent)]
     job = slurm.Job(

@@ -45,7 +45,7 @@ def check_trackers(trackers: tuple[str, ...], root: str) -> None:
         if importlib.util.find_spec(module) is None:
             raise GlossError(
                 f"tracking: {name} needs the {package} package; install it with "
-                f"pip install 'gloss-study[tracking]' (or pip install {package})."
+                f"pip install -e '.[tracking]' in a checkout (or pip install {package})."
             )
     if "mlflow" in trackers and is_uri(root) and not os.environ.get("MLFLOW_TRACKING_URI"):
         raise GlossError(

@@ -348,9 +348,8 @@ def test_gloss_slurm_fills_the_template_and_the_script_starts_ray_on_every_node(
     spec.write_text(yaml.safe_dump(FIRST))
     script = tmp_path / "job.sbatch"
     args = ["slurm", str(spec), "--storage", "s3://bucket/gloss", "--nodes", "2", "--time", "1:00:00"]
-    assert (
-        main([*args, "--gpus-per-node", "2", "--resume", "--max-concurrent", "3", "--out", str(script)]) == 0
-    )
+    continuing = ["--resume", "--take-over", "--max-concurrent", "3"]
+    assert main([*args, "--gpus-per-node", "2", *continuing, "--out", str(script)]) == 0
     text = script.read_text()
     for line in ("--nodes=2", "--time=1:00:00", "--gpus-per-node=2", "--cpus-per-task=8"):
         assert f"\n#SBATCH {line}\n" in text, line
@@ -373,8 +372,8 @@ def test_gloss_slurm_fills_the_template_and_the_script_starts_ray_on_every_node(
     for line in (head, worker):
         assert "--block --num-cpus=4 --num-gpus=2" in line
     assert lines[-2] == (
-        f"gloss run {spec} --address 10.9.8.7:6379 --storage s3://bucket/gloss --resume --max-concurrent 3 "
-        f"(RAY_AUTH_MODE=token token={token})"
+        f"gloss run {spec} --address 10.9.8.7:6379 --storage s3://bucket/gloss --resume --take-over "
+        f"--max-concurrent 3 (RAY_AUTH_MODE=token token={token})"
     )
 
 

@@ -54,7 +54,7 @@ def test_missing_tracker_package_is_refused_naming_the_extra(tmp_path, capsys, m
         importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a)
     )
     code, err = run_dry(tmp_path, capsys, "--tracking", "wandb", "--storage", str(tmp_path))
-    assert code == 2 and "gloss-study[tracking]" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and "pip install -e '.[tracking]'" in err and len(err.strip().splitlines()) == 1
 
 
 def test_mlflow_on_a_uri_storage_needs_a_tracking_uri(tmp_path, capsys, monkeypatch):
