@@ -532,10 +532,10 @@ def test_a_requeued_job_resumes_the_study_taking_over_its_lease(tmp_path):
     assert done.returncode == 0 and "allocation 1" in done.stdout and "--resume" not in calls
 
 
-# A hundred trials of about a second each, one at a time: about three 2-minute allocations' worth
-# here, each told to stop 30 s before its limit, with up to a minute of start-up (Ray, the
-# driver, Tune's restore) before it trains.
-SEEDS = 50
+# Two hundred trials of about a second each, one at a time, for 2-minute allocations told to stop
+# 30 s before their limit: after start-up (Ray, the driver, Tune's restore; 20 s to a minute) an
+# allocation trains for 70 s at most, so no two of them finish the study (two took a hundred).
+SEEDS = 100
 CONTINUED = {**FIRST, "name": "slurm-continued", "seeds": list(range(SEEDS))}
 
 
