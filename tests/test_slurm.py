@@ -291,7 +291,8 @@ STANDINS = {
     'case "$1" in hostname) echo "fe80::1 10.9.8.7 192.168.0.2";; *) exec env -u SETUP_MARK "$@";; esac',
     "ray": 'echo "ray $* (SETUP_MARK=${SETUP_MARK:-})" >> "$CALLS"\nexec sleep 60',
     "scontrol": 'echo "scontrol $*" >> "$CALLS"\n[[ $1 != show ]] || printf "node-a\\nnode-b\\n"',
-    "python": 'echo "${ALIVE:-2}"',  # the number of Ray nodes alive
+    # python: the number of Ray nodes alive, those whose `ray start` ran (or ALIVE)
+    "python": 'echo "${ALIVE:-$(grep -c "^ray start" "$CALLS")}"',
     # gloss: record the call; with STOPPABLE, run until SIGINT and exit 130 as gloss does (or
     # INT_EXIT: a study that ended anyway, or one refused).
     "gloss": 'echo "gloss $* (RAY_AUTH_MODE=$RAY_AUTH_MODE token=$RAY_AUTH_TOKEN_PATH)" >> "$CALLS"\n'
