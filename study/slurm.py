@@ -130,7 +130,7 @@ def fill(job: Job, template: str) -> str:
     for option, value in values.items():
         if value is not None:
             line = f"#SBATCH --{option}={value}"
-            template = re.sub(rf"^#SBATCH --{option}=.*$", line, template, flags=re.M)
+            template = re.sub(rf"^#SBATCH --{option}=.*$", lambda _, line=line: line, template, flags=re.M)
     if job.gpus_per_node == 0:
         template = re.sub(r"^#SBATCH --gpus-per-node=.*\n", "", template, flags=re.M)
     site = {"partition": job.partition, "account": job.account, "qos": job.qos, "mem": job.mem}

@@ -456,7 +456,16 @@ def test_a_time_limit_within_the_signals_lead_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--time 5" in err and "--signal-before" in err and not script.exists()
     assert main([*args, "--time", "5", "--signal-before", "240"]) == 0
-    assert main([*args, "--time", "1-00", "--signal-before", "86400"]) == 2  # D-H: a day
+    assert main([*args, "--time", "0-01", "--signal-before", "3600"]) == 2  # D-H: an hour
+    assert main([*args, "--time", "1-00", "--signal-before", "3600"]) == 0  # a day
+
+
+def test_an_sbatch_line_that_is_not_an_option_is_refused(tmp_path, capsys):
+    script = tmp_path / "job.sbatch"
+    args = ["slurm", str(spec_file(tmp_path, FIRST)), "--storage", "s3://bucket/gloss", "--out", str(script)]
+    assert main([*args, "--sbatch-line", "constraint=a100"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--sbatch-line=--constraint=a100" in err and not script.exists()
 
 
 def test_the_setup_line_runs_before_gloss_and_in_every_nodes_step(tmp_path):
