@@ -542,10 +542,11 @@ def test_a_requeued_job_resumes_the_study_taking_over_its_lease(tmp_path):
     assert done.returncode == 0 and "allocation 1" in done.stdout and "--resume" not in calls
 
 
-# Two hundred trials of about a second each, one at a time, for 2-minute allocations told to stop
-# 30 s before their limit: after start-up (Ray, the driver, Tune's restore; 20 s to a minute) an
-# allocation trains for 70 s at most, so no two of them finish the study (two took a hundred).
-SEEDS = 100
+# Four hundred trials, one at a time, for 2-minute allocations told to stop 30 s before their
+# limit: after start-up (Ray, the driver, Tune's restore; 20 s to a minute) an allocation trains
+# for 70 s at most, about 175 trials on an idle machine (two allocations finished 200 there), so
+# no two of them finish the study; on a loaded machine it takes more allocations.
+SEEDS = 200
 CONTINUED = {**FIRST, "name": "slurm-continued", "seeds": list(range(SEEDS))}
 
 
