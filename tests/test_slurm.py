@@ -567,4 +567,5 @@ def test_a_study_longer_than_the_time_limit_continues_over_three_allocations_run
     trials = records(slurm.storage / CONTINUED["name"] / "grid")
     assert len(trials) == 2 * SEEDS, sorted(trial.name for trial in trials)  # one folder per trial
     for trial, rows in trials.items():
-        assert [row["epoch"] for row in rows if "epoch" in row] == [1, 2], trial.name  # no epoch twice
+        epochs = [row["epoch"] for row in rows if "epoch" in row]
+        assert epochs == [1, 2], f"{trial.name} recorded epochs {epochs}: {slurm.log(job)}"  # none twice
