@@ -12,7 +12,7 @@ from typing import Any
 from common.errors import ConfigError
 from common.typed import join_path
 from study.searchers import FixedTrials, GroupedSearch, SearchGroup, merge_params, optuna_searcher
-from study.spaces import LEARNING_RATE, Distribution, parse_distribution, search_space
+from study.spaces import LEARNING_RATE, Distribution, configurations, parse_distribution, search_space
 from study.spec import StudySpec, where_in_spec
 from trainables.config import TrialConfig
 from trainables.training.seeding import seed_hash
@@ -31,13 +31,17 @@ class Group:
     trials: int
     config: TrialConfig
     space: dict[str, Distribution] = field(default_factory=dict)
+    budget: int = 0
+    exhaustive: bool = False
 
     def summary(self) -> dict[str, Any]:
-        """The dry run's JSON object for this group; a search's config leaves out what it draws."""
+        """The dry run's JSON object for this group; a search's config leaves out what it draws,
+        and its budget and how it is spent (every configuration once, or sampled) are added."""
         searched = set(self.space) if self.phase == "search" else set()
         plain = self.config.to_dict()
         config = {key: value for key, value in plain.items() if key not in searched | {"seed"}}
         config["loss_params"] = {k: v for k, v in plain["loss_params"].items() if k not in searched}
+        spent = {"budget": self.budget, "search": self.spending()} if self.phase == "search" else {}
         return {
             "phase": self.phase,
             "dataset": self.dataset,
@@ -45,14 +49,21 @@ class Group:
             "loss_function": self.loss_function,
             "seeds": list(self.seeds),
             "trials": self.trials,
+            **spent,
             "config": config,
             "space": {name: d.summary() for name, d in self.space.items()},
         }
 
+    def spending(self) -> str:
+        """How a search spends its budget: 'exhaustive' (a finite space no larger than the budget,
+        every configuration once) or 'sampled'."""
+        return "exhaustive" if self.exhaustive else "sampled"
+
 
 @dataclass(frozen=True)
 class Phase:
-    """One Tune experiment: its name, its trial count and the searcher that yields its trials."""
+    """One Tune experiment: its name, its trial count and the searcher that yields its trials
+    (called with where a search records groups that ended early)."""
 
     name: str
     trials: int
@@ -138,7 +149,9 @@ def fixed_phase(name: str, configs: list[TrialConfig]) -> Phase:
     """A phase that runs exactly these checked configs (plain dicts from here on: Tune's)."""
     plain = [config.to_dict() for config in configs]
     preview = tuple(map(describe, configs))
-    return Phase(name, len(configs), lambda: FixedTrials(plain), preview, groups=grouped(name, configs))
+    return Phase(
+        name, len(configs), lambda record=None: FixedTrials(plain), preview, groups=grouped(name, configs)
+    )
 
 
 def grid_phase(spec: StudySpec) -> Phase:
@@ -173,20 +186,26 @@ def ablation_phase(spec: StudySpec) -> Phase:
 
 
 def search_phase(spec: StudySpec) -> Phase:
-    """An independent Optuna search per dataset x searched row, on the search seed."""
+    """An independent Optuna search per dataset x searched row, on the search seed: every
+    configuration once where the row's space is finite and no larger than the budget, else
+    `search.trials` sampled ones."""
     settings = spec.search
     groups, preview = [], []
     for dataset in spec.datasets:
         for row in spec.searched_losses:
             base = checked(spec, base_config(spec, dataset, row, spec.search_seed, "search"))
             space = row_space(spec, row, base)
+            grid = configurations(space, settings.trials)
+            trials = settings.trials if grid is None else len(grid)
+            seeds, exhaustive = (spec.search_seed,), grid is not None
             groups.append(
-                Group("search", dataset, row, base.loss, (spec.search_seed,), settings.trials, base, space)
+                Group(
+                    "search", dataset, row, base.loss, seeds, trials, base, space, settings.trials, exhaustive
+                )
             )
-            names = ", ".join(space) or "nothing (lr fixed)"
-            preview.append(f"{dataset:>8} {row:<14} {settings.trials} trials over {names}")
+            preview.append(f"{dataset:>8} {row:<14} {search_line(groups[-1])}")
 
-    def searcher() -> GroupedSearch:
+    def searcher(record: str | None = None) -> GroupedSearch:
         return GroupedSearch(
             [
                 SearchGroup(
@@ -198,15 +217,24 @@ def search_phase(spec: StudySpec) -> Phase:
                         settings.max_concurrent,
                         settings.trials,
                     ),
-                    settings.trials,
+                    group.trials,
                 )
                 for group in groups
-            ]
+            ],
+            record,
         )
 
     preview.append(f"search trials train on seed {spec.search_seed}")
-    trials = len(groups) * settings.trials
+    trials = sum(group.trials for group in groups)
     return Phase("search", trials, searcher, tuple(preview), settings.scheduler == "asha", tuple(groups))
+
+
+def search_line(group: Group) -> str:
+    """The dry run's account of one search: its trials, its space and how the budget is spent."""
+    names = ", ".join(group.space) or "nothing (lr fixed)"
+    if group.exhaustive:
+        return f"{group.trials} trials over {names}: every configuration once (budget {group.budget})"
+    return f"{group.trials} trials over {names}: sampled, no configuration twice (budget {group.budget})"
 
 
 def fixed_keys(spec: StudySpec, row: str) -> set[str]:
@@ -295,7 +323,9 @@ def final_preview(spec: StudySpec) -> Phase:
     ]
     if unsearched := [row for row in spec.rows if row not in spec.searched_losses]:
         lines.append(f"not searched, run at their base config and marked unsearched: {', '.join(unsearched)}")
-    return Phase("final", sum(g.trials for g in groups), lambda: None, tuple(lines), groups=tuple(groups))
+    return Phase(
+        "final", sum(g.trials for g in groups), lambda record=None: None, tuple(lines), groups=tuple(groups)
+    )
 
 
 def phases(spec: StudySpec) -> list[Phase]:
