@@ -26,7 +26,7 @@ FIXES = {
 }
 NOT_CONDITIONS = {
     "dataset", "loss", "method", "loss_params", "seed", "study", "phase", "tags",
-    "data_dir", "device", "save_embeddings",
+    "data_dir", "device", "save_embeddings", "test_curves",
 }  # fmt: skip
 
 
