@@ -50,7 +50,9 @@ def add_run(commands) -> None:
     )
     run.add_argument("--dry-run", action="store_true", help="print trials and resources, run nothing")
     run.add_argument(
-        "--json", action="store_true", help="with --dry-run: one JSON object per phase, dataset and row"
+        "--json",
+        action="store_true",
+        help="with --dry-run: one JSON object per phase, dataset and row, then the bill",
     )
     run.add_argument("--max-concurrent", type=int, metavar="N", help="at most N trials at once")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a spec key")
@@ -177,7 +179,10 @@ def run_command(args: argparse.Namespace) -> int:
     root = storage_root(storage, spec.name)
     check_trackers(spec.tracking, root)
     if args.dry_run:
-        print_json(plan) if args.json else print_plan(spec, plan, root)
+        from study.cost import study_cost
+
+        costs = study_cost(spec, plan, args.max_concurrent)
+        print_json(plan, costs) if args.json else print_plan(spec, plan, root, costs)
         return 0
     check_writable(root)
     with study_lease(root, args.take_over):
@@ -208,7 +213,8 @@ def run_and_report(args: argparse.Namespace, spec, plan, storage: str, root: str
     return 1 if failed else 0
 
 
-def print_plan(spec, plan, root: str) -> None:
+def print_plan(spec, plan, root: str, costs: dict | None) -> None:
+    from study.cost import ASSUMED_MFU, GPU, PEAK_TFLOPS
     from study.fairness import shared_conditions
 
     resources = f"{spec.resources.cpu:g} CPU, {spec.resources.gpu:g} GPU per trial"
@@ -219,16 +225,31 @@ def print_plan(spec, plan, root: str) -> None:
         print(f"\n{phase.name}: {phase.trials} trials")
         for line in phase.preview:
             print(f"  {line}")
+        if costs:
+            print(f"  cost: {costs[phase.name].describe()}")
+    if costs:
+        print(f"\ncost in total: {costs['total'].describe()}")
+        print(
+            f"  (every trial at its epoch bound, test split every epoch; {GPU} at {PEAK_TFLOPS:g} dense "
+            f"bf16 TFLOP/s x an assumed MFU of {ASSUMED_MFU}, on the datasets' counted tokens)"
+        )
+    else:
+        print("\ncost: not estimated below full fine-tuning (frozen trials train heads on cached embeddings)")
 
 
-def print_json(plan) -> None:
+def print_json(plan, costs: dict | None) -> None:
     """One JSON object per line for each (phase, dataset, row): its seeds, trial count, fixed
-    config and search space."""
+    config and search space; then one line {"cost": ...} with each phase's bill and the total
+    (null below full fine-tuning)."""
     import json
+
+    from study.cost import ASSUMED_MFU, GPU
 
     for phase in plan:
         for group in phase.groups:
             print(json.dumps(group.summary(), default=str))
+    bills = {name: cost.summary() for name, cost in costs.items()} if costs else None
+    print(json.dumps({"cost": bills and {"gpu": GPU, "mfu": ASSUMED_MFU, **bills}}))
 
 
 def print_summary(paths: list[str]) -> int:

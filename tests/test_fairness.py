@@ -200,7 +200,9 @@ def paper_plan(data_dir) -> list[dict]:
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         assert main(["run", "paper", "--dry-run", "--json", "--data-dir", str(data_dir)]) == 0
-    return [json.loads(line) for line in out.getvalue().splitlines()]
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert set(lines[-1]) == {"cost"}, "the last line is the bill"
+    return lines[:-1]
 
 
 def paper_rows() -> dict[str, str]:
