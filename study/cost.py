@@ -71,9 +71,16 @@ def parameters(model: str) -> int:
 
 
 @cache
-def padded_tokens(dataset: str, max_length: int, batch_size: int, model: str = "bert-base") -> dict[str, int]:
+def padded_tokens(
+    dataset: str,
+    max_length: int,
+    batch_size: int,
+    model: str = "bert-base",
+    splits: tuple[float, int, int | None, int | None] = (0.1, 0, None, None),
+) -> dict[str, int]:
     """Padded tokens in one epoch: training (length-grouped batches) and evaluation (validation
-    and test in length-sorted batches of twice the batch size), as the Trainer batches them."""
+    and test in length-sorted batches of twice the batch size), as the Trainer batches them, on
+    the splits a trial makes (`splits`: val_fraction, split_seed, train_size, eval_size)."""
     from common.paths import resolve_data_dir
     from trainables.data.batches import RandomBatches, length_sorted_chunks
     from trainables.data.corpus import load_corpus
@@ -82,14 +89,17 @@ def padded_tokens(dataset: str, max_length: int, batch_size: int, model: str = "
     from trainables.model.encoder import load_tokenizer
 
     corpus = load_corpus(dataset, resolve_data_dir())
-    splits = make_splits(corpus, val_fraction=0.1, split_seed=0)
+    val_fraction, split_seed, train_size, eval_size = splits
+    indices = make_splits(
+        corpus, val_fraction=val_fraction, split_seed=split_seed, train_size=train_size, eval_size=eval_size
+    )
     tokenizer = load_tokenizer("minilm" if model == "bert-base" else model)
     lengths = {
         name: np.array([len(ids) for ids in tokenize(texts, tokenizer, max_length)])
         for name, texts in (
-            ("train", [corpus.train_texts[i] for i in splits.train]),
-            ("val", [corpus.train_texts[i] for i in splits.val]),
-            ("test", list(corpus.test_texts)),
+            ("train", [corpus.train_texts[i] for i in indices.train]),
+            ("val", [corpus.train_texts[i] for i in indices.val]),
+            ("test", [corpus.test_texts[i] for i in indices.test]),
         )
     }
     batches = RandomBatches(np.zeros(len(lengths["train"])), batch_size, 0, lengths["train"]).epoch(1)
@@ -127,7 +137,8 @@ def phase_cost(phase, live: int, keep: int, rate: float) -> Cost:
     for group in phase.groups:
         config = group.config
         size = parameters(config.model)
-        tokens = padded_tokens(config.dataset, config.max_length, config.batch_size, config.model)
+        splits = (config.val_fraction, config.split_seed, config.train_size, config.eval_size)
+        tokens = padded_tokens(config.dataset, config.max_length, config.batch_size, config.model, splits)
         epoch_s = epoch_flops(tokens, size) / rate
         state = STATE_BYTES_PER_PARAMETER * size
         written = states_written(config, epoch_s)
