@@ -27,6 +27,7 @@ from analysis.storage import exists, is_uri, join, read_bytes, upload_folder
 from analysis.summary import outcome_note
 from analysis.tables import ablation_levels, results_table
 from common.atomic import write_text
+from common.records import PROVENANCE_FILE
 
 PROTOCOL = """Model selection uses validation data only: each trial reports test metrics at its best
 validation epoch (macro-F1 of the head; validation silhouette for standalone losses, whose test
@@ -139,9 +140,6 @@ def build_report(
     )
     provenance_section(report, paths)
     return report.write(title)
-
-
-PROVENANCE_FILE = "study.json"
 
 
 def provenance_section(report: Report, paths: tuple) -> None:

@@ -62,8 +62,9 @@ class Group:
 
 @dataclass(frozen=True)
 class Phase:
-    """One Tune experiment: its name, its trial count and the searcher that yields its trials
-    (called with where a search records groups that ended early)."""
+    """One Tune experiment: its phase's name, its trial count and the searcher that yields its
+    trials (called with where a search records groups that ended early); `folder` names the
+    experiment when it is not the phase's first (a grown study's `grid+1`, study/growth.py)."""
 
     name: str
     trials: int
@@ -71,6 +72,12 @@ class Phase:
     preview: tuple[str, ...]
     asha: bool = False
     groups: tuple[Group, ...] = ()
+    folder: str = ""
+
+    @property
+    def experiment(self) -> str:
+        """The Tune experiment's name: the folder under the study that holds its trials."""
+        return self.folder or self.name
 
 
 ROW_OWNED = {"dataset", "loss", "method", "loss_params", "seed", "study", "phase", "tags"}
@@ -190,7 +197,7 @@ def search_phase(spec: StudySpec) -> Phase:
     configuration once where the row's space is finite and no larger than the budget, else
     `search.trials` sampled ones."""
     settings = spec.search
-    groups, preview = [], []
+    groups = []
     for dataset in spec.datasets:
         for row in spec.searched_losses:
             base = checked(spec, base_config(spec, dataset, row, spec.search_seed, "search"))
@@ -203,7 +210,13 @@ def search_phase(spec: StudySpec) -> Phase:
                     "search", dataset, row, base.loss, seeds, trials, base, space, settings.trials, exhaustive
                 )
             )
-            preview.append(f"{dataset:>8} {row:<14} {search_line(groups[-1])}")
+    return searching(spec, tuple(groups))
+
+
+def searching(spec: StudySpec, groups: tuple[Group, ...], folder: str = "") -> Phase:
+    """The search phase (or experiment `folder` of it) over `groups`, one Optuna search each."""
+    settings = spec.search
+    preview = [f"{g.dataset:>8} {g.row:<14} {search_line(g)}" for g in groups]
 
     def searcher(record: str | None = None) -> GroupedSearch:
         return GroupedSearch(
@@ -226,7 +239,28 @@ def search_phase(spec: StudySpec) -> Phase:
 
     preview.append(f"search trials train on seed {spec.search_seed}")
     trials = sum(group.trials for group in groups)
-    return Phase("search", trials, searcher, tuple(preview), settings.scheduler == "asha", tuple(groups))
+    return Phase("search", trials, searcher, tuple(preview), settings.scheduler == "asha", groups, folder)
+
+
+def covered(before: StudySpec, dataset: str, row: str, seed: int | None = None) -> bool:
+    """Whether stage `before` planned this dataset x row (x seed)."""
+    return dataset in before.datasets and row in before.rows and (seed is None or seed in before.seeds)
+
+
+def new_trials(spec: StudySpec, phase: Phase, before: StudySpec, stage: int) -> Phase | None:
+    """The trials of `phase` (planned for `spec`) that the study's earlier stage `before` did not
+    cover, as experiment `<phase>+<stage>`; None when there are none (study/growth.py)."""
+    folder = f"{phase.name}+{stage}"
+    if phase.name == "search":
+        groups = tuple(g for g in phase.groups if not covered(before, g.dataset, g.row))
+        return searching(spec, groups, folder) if groups else None
+    configs = [
+        dataclasses.replace(group.config, seed=seed)
+        for group in phase.groups
+        for seed in group.seeds
+        if not covered(before, group.dataset, group.row, seed)
+    ]
+    return dataclasses.replace(fixed_phase(phase.name, configs), folder=folder) if configs else None
 
 
 def search_line(group: Group) -> str:
