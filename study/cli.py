@@ -293,7 +293,7 @@ def growth_words(added: dict) -> str:
     )
 
 
-def print_plan(spec, plan, root: str, costs: dict | None) -> None:
+def print_plan(spec, plan, root: str, costs: dict | str) -> None:
     from study.cost import ASSUMED_MFU, GPU, PEAK_TFLOPS
     from study.fairness import shared_conditions
 
@@ -305,22 +305,22 @@ def print_plan(spec, plan, root: str, costs: dict | None) -> None:
         print(f"\n{phase.name}: {phase.trials} trials")
         for line in phase.preview:
             print(f"  {line}")
-        if costs:
+        if isinstance(costs, dict):
             print(f"  cost: {costs[phase.name].describe()}")
-    if costs:
+    if isinstance(costs, dict):
         print(f"\ncost in total: {costs['total'].describe()}")
         print(
             f"  (every trial at its epoch bound, test split every epoch; {GPU} at {PEAK_TFLOPS:g} dense "
             f"bf16 TFLOP/s x an assumed MFU of {ASSUMED_MFU}, on the datasets' counted tokens)"
         )
     else:
-        print("\ncost: not estimated below full fine-tuning (frozen trials train heads on cached embeddings)")
+        print(f"\ncost: {costs}")
 
 
-def print_json(plan, costs: dict | None) -> None:
+def print_json(plan, costs: dict | str) -> None:
     """One JSON object per line for each (phase, dataset, row): its seeds, trial count, fixed
     config and search space; then one line {"cost": ...} with each phase's bill and the total
-    (null below full fine-tuning)."""
+    (null with the reason in "why" where none is estimated)."""
     import json
 
     from study.cost import ASSUMED_MFU, GPU
@@ -328,8 +328,11 @@ def print_json(plan, costs: dict | None) -> None:
     for phase in plan:
         for group in phase.groups:
             print(json.dumps(group.summary(), default=str))
-    bills = {name: cost.summary() for name, cost in costs.items()} if costs else None
-    print(json.dumps({"cost": bills and {"gpu": GPU, "mfu": ASSUMED_MFU, **bills}}))
+    if isinstance(costs, str):
+        print(json.dumps({"cost": None, "why": costs}))
+    else:
+        bills = {name: cost.summary() for name, cost in costs.items()}
+        print(json.dumps({"cost": {"gpu": GPU, "mfu": ASSUMED_MFU, **bills}}))
 
 
 def print_summary(paths: list[str]) -> int:

@@ -162,15 +162,21 @@ def live_trials(spec, phase, max_concurrent: int | None) -> int:
     return min(live, phase.trials)
 
 
-def study_cost(spec, plan, max_concurrent: int | None = None) -> dict[str, Cost] | None:
-    """Each phase's bill and the total (key 'total'), or None below full fine-tuning."""
+def study_cost(spec, plan, max_concurrent: int | None = None) -> dict[str, Cost] | str:
+    """Each phase's bill and the total (key 'total'), or why there is none: below full
+    fine-tuning, or a model whose weights or tokenizer are not here to count with."""
     if spec.fidelity != "full":
-        return None
-    costs = {
-        phase.name: phase_cost(
-            phase, live_trials(spec, phase, max_concurrent), spec.checkpoint.keep, throughput()
+        return "not estimated below full fine-tuning (frozen trials train heads on cached embeddings)"
+    try:
+        costs = {
+            phase.name: phase_cost(
+                phase, live_trials(spec, phase, max_concurrent), spec.checkpoint.keep, throughput()
+            )
+            for phase in plan
+        }
+    except OSError:
+        return (
+            f"not estimated: the model {spec.model} is not available here to count its parameters and tokens"
         )
-        for phase in plan
-    }
     costs["total"] = sum(costs.values(), Cost())
     return costs

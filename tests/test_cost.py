@@ -68,6 +68,15 @@ def test_the_text_dry_run_prints_the_bill(data_dir, capsys):
     assert "GPU-hours on one H100 SXM" in out and "held at the peak" in out
 
 
-def test_frozen_fidelity_is_not_billed(data_dir):
-    frozen = dry_run("--data-dir", str(data_dir), "--set", "fidelity=frozen", "--set", "model=minilm")
-    assert frozen[-1] == {"cost": None}
+@pytest.mark.parametrize(
+    ("changes", "why"),
+    [
+        (["fidelity=frozen", "model=minilm"], "not estimated below full fine-tuning"),
+        (["model=distilbert"], "the model distilbert is not available here"),
+    ],
+)
+def test_no_bill_says_why(changes, why, data_dir, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    sets = [arg for change in changes for arg in ("--set", change)]
+    last = dry_run("--data-dir", str(data_dir), "--set", "datasets=[r8]", *sets)[-1]
+    assert last["cost"] is None and why in last["why"]

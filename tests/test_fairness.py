@@ -201,7 +201,7 @@ def paper_plan(data_dir) -> list[dict]:
     with contextlib.redirect_stdout(out):
         assert main(["run", "paper", "--dry-run", "--json", "--data-dir", str(data_dir)]) == 0
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
-    assert set(lines[-1]) == {"cost"}, "the last line is the bill"
+    assert "cost" in lines[-1], "the last line is the bill"
     return lines[:-1]
 
 
