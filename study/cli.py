@@ -261,13 +261,13 @@ def run_and_report(args: argparse.Namespace, spec, storage: str, root: str) -> i
     from study.storage_check import check_nodes_share
 
     with messages_to(log_location(root, spec.name), args.verbose) as log:
-        print(f"gloss: Ray's messages and warnings go to {log}", file=sys.stderr)
         connect(args.address, dashboard=args.dashboard)
         check_gpus(spec.resources.gpu, args.address)
         if args.address is None:
             warm_caches(spec)
         else:
             check_nodes_share(root)
+        print(f"gloss: Ray's messages and warnings go to {log}", file=sys.stderr)
         spec, stage = resumed(args, spec, root)  # again, now that this driver holds the lease
         record = write_provenance(root, spec, read_provenance(root), stage)
         if stage is not None:
