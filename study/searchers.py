@@ -92,6 +92,14 @@ class OptunaAskTell(PicklingSearcher):
         self.waiting: dict[str, list[optuna.Trial]] = {}  # running trial id -> its repeats
         self.ended_early = False
 
+    def restore(self, checkpoint_path: str) -> None:
+        """Restore a saved search; one saved before repeats were tracked (an older gloss) learns
+        what it trained from its trials."""
+        super().restore(checkpoint_path)
+        if "trained" not in vars(self):
+            self.trained = {tuple(sorted(t.params.items())): tid for tid, t in self.trials.items()}
+            self.waiting, self.ended_early = {}, False
+
     def suggest(self, trial_id: str) -> dict[str, Any] | str:
         for _ in range(self.REASKS + 1):
             if self.ended_early:
@@ -198,6 +206,8 @@ class GroupedSearch(PicklingSearcher):
     """Run every group's search at once on the cluster, each TPE model seeing only its own
     trials; groups take turns so none starves. A group whose searcher ends early is announced
     and written to `record` (a file or URI), so the phase counts the trials it gave up."""
+
+    record: str | None = None  # a search saved by an older gloss has none
 
     def __init__(self, groups: list[SearchGroup], record: str | None = None) -> None:
         super().__init__(metric=SEARCH_METRIC, mode=SEARCH_MODE)

@@ -4,6 +4,7 @@ survives a save and restore, and no configuration is trained twice: a small fini
 grid, a repeated draw is told its original's outcome, and a search that only repeats ends early."""
 
 import math
+import pickle
 
 import optuna
 from optuna.trial import TrialState
@@ -267,3 +268,17 @@ def test_a_group_that_ends_early_says_so_and_the_phase_counts_what_it_gave_up(tm
     assert "search r8 ce ended after 2 of 5 trials" in capsys.readouterr().out
     assert given_up(str(record)) == 3
     assert given_up(str(tmp_path / "absent.json")) == 0
+
+
+def test_a_search_saved_before_repeats_were_tracked_resumes_without_repeating(tmp_path):
+    search = OptunaAskTell({"x": choice(1, 2, 3)}, optuna.samplers.RandomSampler(seed=0))
+    first = [search.suggest(f"t{n}") for n in range(3)]
+    old = tmp_path / "old.pkl"
+    with old.open("wb") as handle:
+        older = {k: v for k, v in vars(search).items() if k not in ("trained", "waiting", "ended_early")}
+        pickle.dump(older, handle)
+    restored = OptunaAskTell.__new__(OptunaAskTell)  # as Tune unpickles an older searcher
+    restored.__dict__.update(older)
+    restored.restore(str(old))
+    assert sorted(p["x"] for p in first) == [1, 2, 3]
+    assert restored.suggest("t3") == Searcher.FINISHED, "the three trained values are known"
