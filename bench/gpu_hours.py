@@ -111,6 +111,18 @@ def bill(entries, tokens, size, epochs_of, rate, gpus, promote, concurrency) -> 
     return result
 
 
+def test_hours(entries, tokens, size, epochs_of, rate) -> float:
+    """GPU-hours spent embedding the test split at `epochs_of` epochs per trial. Since the test
+    split is embedded only at epochs that become the best on validation, a trial that stopped
+    early skips at least its last `patience` epochs: this at min(patience, epochs) is the least
+    the plain bill saves, at every epoch the most."""
+    return (
+        sum(e["trials"] * epochs_of(e) * 2 * size * tokens[e["dataset"]]["test"] for e in entries)
+        / rate
+        / 3600
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="paper")
@@ -141,6 +153,8 @@ def main() -> None:
         result = bill(entries, tokens, size, epochs_of, rate[0], args.gpus, args.promote, concurrency)
         for arm, figures in result.items():
             rows.append({"epochs": name, "search": arm, **figures})
+    published_of = assumptions["published early-stopping epochs"]
+    patience = first["patience"] or 0
     per_dataset = [
         {"dataset": d, **t, "gflop_per_epoch": epoch_flops(t, size) / 1e9} for d, t in tokens.items()
     ]
@@ -156,6 +170,12 @@ def main() -> None:
             "promote": args.promote,
             "datasets": per_dataset,
             "trials": {p: sum(e["trials"] for e in entries if e["phase"] == p) for p in ("search", "final")},
+            "test_evaluation_published_epochs": {
+                "gpu_hours_every_epoch": test_hours(entries, tokens, size, published_of, rate[0]),
+                "saved_at_least_gpu_hours": test_hours(
+                    entries, tokens, size, lambda e: min(patience, published_of(e)), rate[0]
+                ),
+            },
         },
         smoke=args.smoke,
     )

@@ -104,11 +104,12 @@ def padded_tokens(
     }
     batches = RandomBatches(np.zeros(len(lengths["train"])), batch_size, 0, lengths["train"]).epoch(1)
     train = sum(len(b) * int(lengths["train"][b].max()) for b in batches)
-    evaluation = 0
+    evaluated = {}
     for name in ("val", "test"):
         chunks = length_sorted_chunks(lengths[name], 2 * batch_size)
-        evaluation += sum(len(c) * int(lengths[name][c].max()) for c in chunks)
-    return {"train": train, "eval": evaluation, "documents": len(lengths["train"])}
+        evaluated[name] = sum(len(c) * int(lengths[name][c].max()) for c in chunks)
+    evaluation = evaluated["val"] + evaluated["test"]
+    return {"train": train, "eval": evaluation, "test": evaluated["test"], "documents": len(lengths["train"])}
 
 
 def epoch_flops(tokens: dict, size: int) -> float:
