@@ -63,7 +63,9 @@ def add_run(commands) -> None:
     )
     run.add_argument("--dry-run", action="store_true", help="print trials and resources, run nothing")
     run.add_argument(
-        "--json", action="store_true", help="with --dry-run: one JSON object per phase, dataset and row"
+        "--json",
+        action="store_true",
+        help="with --dry-run: one JSON object per phase, dataset and row, then the bill",
     )
     run.add_argument("--max-concurrent", type=int, metavar="N", help="at most N trials at once")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a spec key")
@@ -219,7 +221,10 @@ def run_command(args: argparse.Namespace) -> int:
     check_inputs(to_run, dry_run=args.dry_run)
     check_trackers(to_run.tracking, root)
     if args.dry_run:
-        print_json(plan) if args.json else print_plan(to_run, plan, root)
+        from study.cost import study_cost
+
+        costs = study_cost(to_run, plan, args.max_concurrent)
+        print_json(plan, costs) if args.json else print_plan(to_run, plan, root, costs)
         return 0
     refuse_copied_secrets()
     check_writable(root)
@@ -288,7 +293,8 @@ def growth_words(added: dict) -> str:
     )
 
 
-def print_plan(spec, plan, root: str) -> None:
+def print_plan(spec, plan, root: str, costs: dict | str) -> None:
+    from study.cost import ASSUMED_MFU, GPU, PEAK_TFLOPS
     from study.fairness import shared_conditions
 
     resources = f"{spec.resources.cpu:g} CPU, {spec.resources.gpu:g} GPU per trial"
@@ -299,16 +305,34 @@ def print_plan(spec, plan, root: str) -> None:
         print(f"\n{phase.name}: {phase.trials} trials")
         for line in phase.preview:
             print(f"  {line}")
+        if isinstance(costs, dict):
+            print(f"  cost: {costs[phase.name].describe()}")
+    if isinstance(costs, dict):
+        print(f"\ncost in total: {costs['total'].describe()}")
+        print(
+            f"  (every trial at its epoch bound, test split every epoch; {GPU} at {PEAK_TFLOPS:g} dense "
+            f"bf16 TFLOP/s x an assumed MFU of {ASSUMED_MFU}, on the datasets' counted tokens)"
+        )
+    else:
+        print(f"\ncost: {costs}")
 
 
-def print_json(plan) -> None:
+def print_json(plan, costs: dict | str) -> None:
     """One JSON object per line for each (phase, dataset, row): its seeds, trial count, fixed
-    config and search space."""
+    config and search space; then one line {"cost": ...} with each phase's bill and the total
+    (null with the reason in "why" where none is estimated)."""
     import json
+
+    from study.cost import ASSUMED_MFU, GPU
 
     for phase in plan:
         for group in phase.groups:
             print(json.dumps(group.summary(), default=str))
+    if isinstance(costs, str):
+        print(json.dumps({"cost": None, "why": costs}))
+    else:
+        bills = {name: cost.summary() for name, cost in costs.items()}
+        print(json.dumps({"cost": {"gpu": GPU, "mfu": ASSUMED_MFU, **bills}}))
 
 
 def print_summary(paths: list[str]) -> int:

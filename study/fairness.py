@@ -8,6 +8,7 @@ from collections import Counter
 from common.errors import ConfigError
 from common.typed import suggest
 from study.plan import Group, fixed_keys, space_origin
+from study.spaces import configurations
 from study.spec import CONDITIONS, StudySpec, where_in_spec
 from trainables.config import DEFAULT_LR, TrialConfig
 from trainables.losses import loss_entry
@@ -25,7 +26,7 @@ FIXES = {
 }
 NOT_CONDITIONS = {
     "dataset", "loss", "method", "loss_params", "seed", "study", "phase", "tags",
-    "data_dir", "device", "save_embeddings",
+    "data_dir", "device", "save_embeddings", "test_curves",
 }  # fmt: skip
 
 
@@ -131,6 +132,8 @@ def shared_conditions(spec: StudySpec, groups: tuple[Group, ...]) -> list[str]:
     lines = []
     shared = [f"{name} {setting(spec, rows[0], name)[0]}" for name in shown if agree(spec, rows, name)]
     lines.append("conditions shared by every row: " + "; ".join(shared))
+    if spec.kind in ("search", "protocol"):
+        lines.append(budget_spent(spec, rows))
     declared = ", ".join(spec.differences) or "none"
     if spec.kind == "ablation":
         declared += f"; the ablation varies one factor at a time: {', '.join(spec.ablation.factors)}"
@@ -141,6 +144,29 @@ def shared_conditions(spec: StudySpec, groups: tuple[Group, ...]) -> list[str]:
             lines.append(f"  {name}: {per_row}")
     lines += sampler_notes(rows)
     return lines
+
+
+def budget_spent(spec: StudySpec, rows: list[Group]) -> str:
+    """How each row's search spends the shared budget: exhaustively where its space is finite
+    and no larger than the budget (every configuration once, so fewer trials), else sampled."""
+    budget = spec.search.trials
+    exhaustive, sampled = [], []
+    for group in rows:
+        if group.row in spec.searched_losses:
+            grid = configurations(group.space, budget)
+            if grid is None:
+                sampled.append(group.row)
+            else:
+                exhaustive.append(f"{group.row} {len(grid)}")
+    parts = []
+    if exhaustive:
+        parts.append(f"exhaustive, every configuration once, for {', '.join(exhaustive)} trials")
+    if sampled:
+        parts.append(
+            f"sampled by {spec.search.sampler} for {', '.join(sampled)} ({budget} trials each over a "
+            "larger space, no configuration twice, fewer if the sampler keeps proposing trained ones)"
+        )
+    return f"budget spent ({budget} search trials per row): " + "; ".join(parts)
 
 
 def agree(spec: StudySpec, rows: list[Group], name: str) -> bool:

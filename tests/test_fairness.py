@@ -200,7 +200,9 @@ def paper_plan(data_dir) -> list[dict]:
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         assert main(["run", "paper", "--dry-run", "--json", "--data-dir", str(data_dir)]) == 0
-    return [json.loads(line) for line in out.getvalue().splitlines()]
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert "cost" in lines[-1], "the last line is the bill"
+    return lines[:-1]
 
 
 def paper_rows() -> dict[str, str]:
@@ -231,9 +233,32 @@ def test_the_paper_preset_is_the_papers_experiment(paper_plan):
         else:
             assert lam < 1.0 and line["space"].get("lam", {}).get("high", 0.0) < 1.0, line["loss"]
         if line["phase"] == "search":
-            assert (line["seeds"], line["trials"]) == ([3], 20)
+            assert (line["seeds"], line["budget"]) == ([3], 20)
         else:
             assert (line["seeds"], line["trials"]) == ([0, 1, 2], 3)
+
+
+def test_a_search_spends_its_budget_on_distinct_configurations(paper_plan):
+    """The lr is a choice of 5: a search over it alone trains each once; SupCon's 5 x 4 points
+    fill the budget of 20 exactly; G-Loss's larger spaces are sampled over the whole budget."""
+    expected = {"ce": 5, "triplet": 5, "cos_sim": 5, "scl+ce": 20, "scl": 20}
+    for line in (line for line in paper_plan if line["phase"] == "search"):
+        if line["loss"] in expected:
+            assert (line["trials"], line["search"]) == (expected[line["loss"]], "exhaustive"), line["loss"]
+        else:
+            assert (line["trials"], line["search"]) == (20, "sampled"), line["loss"]
+
+
+def test_the_fairness_note_says_how_each_budget_is_spent(data_dir, capsys):
+    assert main(["run", "paper", "--dry-run", "--data-dir", str(data_dir)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "budget spent (20 search trials per row): exhaustive, every configuration once, for ce 5, "
+        "scl+ce 20, triplet 5, cos_sim 5, scl 20 trials; sampled by tpe for gloss_o+ce, gloss_sqrt+ce, "
+        "gloss_o (20 trials each" in out
+    )
+    assert "search: 575 trials" in out
+    assert "mr ce             5 trials over lr: every configuration once (budget 20)" in out
 
 
 def test_g_loss_is_exactly_as_published(paper_plan):

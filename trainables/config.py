@@ -58,6 +58,9 @@ class TrialConfig:
     # minutes of compilation first, worth it for long GPU trials only (bench/gpu.py measures it).
     compile: bool = False
     save_embeddings: bool = False
+    # Test metrics at every epoch (test convergence curves); by default the test split is embedded
+    # only at epochs that become the best on validation, the only ones whose test metrics count.
+    test_curves: bool = False
     silhouette: Literal["euclidean", "cosine"] = "euclidean"
     probe: Literal["linear_adam", "logistic_regression"] = "linear_adam"
     # When a trial checkpoints (the study's `checkpoint` section sets these): every N epochs, or
