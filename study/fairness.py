@@ -11,6 +11,7 @@ from study.plan import Group, fixed_keys, space_origin
 from study.spaces import configurations
 from study.spec import CONDITIONS, StudySpec, where_in_spec
 from trainables.config import DEFAULT_LR, TrialConfig
+from trainables.data.batches import GROUP_WINDOW
 from trainables.losses import loss_entry
 
 GROUPED = {
@@ -130,7 +131,8 @@ def shared_conditions(spec: StudySpec, groups: tuple[Group, ...]) -> list[str]:
     shown = ("batch_sampler", "lr", "epochs", "patience", "monitor")
     shown += ("budget",) if spec.kind in ("search", "protocol") else ()
     lines = []
-    shared = [f"{name} {setting(spec, rows[0], name)[0]}" for name in shown if agree(spec, rows, name)]
+    values = {name: [shown_value(spec, g, name) for g in rows] for name in shown}
+    shared = [f"{name} {values[name][0]}" for name in shown if len(set(values[name])) == 1]
     lines.append("conditions shared by every row: " + "; ".join(shared))
     if spec.kind in ("search", "protocol"):
         lines.append(budget_spent(spec, rows))
@@ -173,13 +175,33 @@ def agree(spec: StudySpec, rows: list[Group], name: str) -> bool:
     return len({setting(spec, g, name)[0] for g in rows}) == 1
 
 
+def shown_value(spec: StudySpec, group: Group, name: str) -> str:
+    """A condition's value as the dry run shows it: the sampler as trials really draw batches."""
+    return sampler_text(group.config) if name == "batch_sampler" else setting(spec, group, name)[0]
+
+
+def sampler_text(config: TrialConfig) -> str:
+    """How a trial draws its batches (trainables.training.parts.batch_order): at full fidelity
+    random batches are grouped by length within windows that can hold a whole training split."""
+    if not config.groups_by_length:
+        return config.batch_sampler
+    window = config.batch_size * GROUP_WINDOW
+    return (
+        "random, grouped by length (training.group_by_length): each epoch shuffled, then sorted by "
+        f"token length within windows of {GROUP_WINDOW} batches ({window} examples: a whole training "
+        "split up to that size), the batches in random order"
+    )
+
+
 def sampler_notes(rows: list[Group]) -> list[str]:
     """A note when losses that ask for class-repeating batches get random ones."""
     asking = [g.row for g in rows if g.config.batch_sampler == "random" and needs_repeats(g.config)]
     if not asking:
         return []
+    grouped = any(g.config.groups_by_length for g in rows if g.row in asking)
+    kind = "random, grouped by length," if grouped else "random"
     return [
-        f"note: batches are random for every row, though {', '.join(asking)} declare that they want "
+        f"note: batches are {kind} for every row, though {', '.join(asking)} declare that they want "
         "classes to repeat within a batch (Needs.class_repeats); training.batch_sampler: class_aware "
         "gives every row class-aware batches"
     ]

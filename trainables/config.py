@@ -122,6 +122,13 @@ class TrialConfig:
         return self.lr if self.lr is not None else DEFAULT_LR[self.fidelity]
 
     @property
+    def groups_by_length(self) -> bool:
+        """Whether random batches are sorted by token length within windows (full fidelity with
+        `group_by_length`); frozen trials batch fixed-size vectors and class-aware batches are
+        drawn by class, so neither is grouped."""
+        return self.batch_sampler == "random" and self.group_by_length and self.fidelity == "full"
+
+    @property
     def standalone(self) -> bool:
         """lam = 1: the encoder learns from the auxiliary loss alone; a probe classifies."""
         return self.loss_params.lam >= 1.0

@@ -32,7 +32,7 @@ def batch_order(config: TrialConfig, inputs: Inputs) -> RandomBatches | ClassAwa
     (less padding, the same examples each epoch; bench/input_pipeline.py measures the gain)."""
     if config.batch_sampler == "class_aware":
         return ClassAwareBatches(inputs.labels, config.batch_size, config.per_class, config.seed)
-    lengths = inputs.lengths() if config.group_by_length and config.fidelity == "full" else None
+    lengths = inputs.lengths() if config.groups_by_length else None
     return RandomBatches(inputs.labels, config.batch_size, config.seed, lengths)
 
 
