@@ -24,6 +24,8 @@ from common.records import RESULT_METRIC
 DEFAULT_ROPE = 0.005
 #: A posterior probability from which a verdict is stated rather than left undecided.
 DECISION = 0.95
+#: A ROPE this wide (20 points) can only be a ROPE written in points instead of the metric's units.
+MAX_ROPE = 0.2
 #: Fewer seeds than this per cell and the study says, first, that its comparisons are underpowered.
 ENOUGH_SEEDS = 5
 #: The row that trains nothing (the untrained encoder read by the same head or probe).
@@ -272,8 +274,11 @@ def _ranking(scores: pd.DataFrame, alpha: float) -> Comparison | None:
 
 def _check(rope: float, alpha: float, correction: str, decision: float) -> None:
     """Arguments a user sets, checked before any test runs, each failing with one sentence."""
-    if not 0 <= rope < 1:
-        raise ValueError(f"rope must be in the metric's units, in [0, 1) (0.005 = 0.5 points); got {rope}.")
+    if not 0 <= rope < MAX_ROPE:
+        raise ValueError(
+            f"rope is in the metric's units (0.005 = 0.5 points of macro-F1) and below {MAX_ROPE}; got "
+            f"{rope}: write it as a fraction."
+        )
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must lie strictly between 0 and 1; got {alpha}.")
     if not 0.5 < decision < 1:
