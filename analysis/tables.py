@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.select import comparison_trials, finished
-from analysis.stats import Comparison, bootstrap_ci, compare
+from analysis.stats import Comparison, compare, mean_interval
 
 BETTER, WORSE = "▲", "▼"
 LATEX_MARKS = {BETTER: r"$^{\blacktriangle}$", WORSE: r"$^{\blacktriangledown}$"}
@@ -30,12 +30,14 @@ class ResultTable:
     def cell(
         self, loss: str, dataset: str, bold: tuple[str, str] = ("**", "**"), marks: dict | None = None
     ) -> str:
-        """'mean ± std' in percent, with its mark, bold when best in its column."""
+        """'mean ± std' in percent ('mean (n = 1: no spread)' from one seed), with its mark, bold
+        when best in its column."""
         mean = self.mean.loc[loss, dataset]
         if pd.isna(mean):
             return "-"
         std = self.std.loc[loss, dataset]
-        text = f"{100 * mean:.2f} ± {100 * (0 if pd.isna(std) else std):.2f}"
+        spread = "(n = 1: no spread)" if pd.isna(std) else f"± {100 * std:.2f}"
+        text = f"{100 * mean:.2f} {spread}"
         mark = self.marks.loc[loss, dataset]
         text += (marks or {}).get(mark, mark)
         best = self.mean[dataset].max()
@@ -109,11 +111,11 @@ def dataset_comparisons(
 
 def ablation_levels(final: pd.DataFrame, metric: str, confidence: float = 0.95) -> pd.DataFrame:
     """Per ablation factor and level (in the order the study ran them): mean of `metric` over
-    seeds with its BCa bootstrap interval, and n."""
+    seeds with its interval (`mean_interval`: t below 30 seeds, BCa from 30), and n."""
     rows = []
     for (factor, level), group in final.groupby(["factor", "level"], sort=False):
         values = group[metric].to_numpy(dtype=float)
-        low, high = bootstrap_ci(values, confidence)
+        low, high, _ = mean_interval(values, confidence)
         rows.append(
             (factor, str(level), float(np.nanmean(values)), low, high, int(np.isfinite(values).sum()))
         )

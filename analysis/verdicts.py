@@ -35,9 +35,29 @@ PAIR_COLUMNS = [
     "p_a_better", "p_equivalent", "p_b_better", "bayesian_test",
     "test", "statistic", "p", "p_adjusted", "mde", "seeds_needed", "verdict",
 ]  # fmt: skip
-ACROSS_COLUMNS = ["a", "b", "datasets", "seeds", "p_a_better", "p_equivalent", "p_b_better", "test", "verdict"]
+ACROSS_COLUMNS = [
+    "a",
+    "b",
+    "datasets",
+    "seeds",
+    "p_a_better",
+    "p_equivalent",
+    "p_b_better",
+    "test",
+    "verdict",
+]
 #: Config fields that name a trial rather than configure it; never listed as its configuration.
-NOT_SETTINGS = {"dataset", "loss", "method", "seed", "study", "phase", "data_dir", "device", "save_embeddings"}
+NOT_SETTINGS = {
+    "dataset",
+    "loss",
+    "method",
+    "seed",
+    "study",
+    "phase",
+    "data_dir",
+    "device",
+    "save_embeddings",
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -110,7 +130,7 @@ def compare_study(
     `hierarchical` asks for baycomp's hierarchical test across datasets (needs Stan, a minute or
     more to compile once per machine); otherwise, and where it cannot run, the Bayesian signed-rank
     test on dataset means; each result names its test."""
-    _check(rope, alpha, correction, decision)
+    check_settings(rope, alpha, correction, decision)
     trials = finished(comparison_trials(final))
     trials = trials.assign(protocol=protocol(trials)).dropna(subset=[metric])
     settings = dict(rope=rope, alpha=alpha, correction=correction, decision=decision, power=power)
@@ -140,7 +160,9 @@ def configurations(trials: pd.DataFrame) -> pd.DataFrame:
     values = trials[keys].join(trials[columns].map(str))
     table = values.groupby(keys).agg(lambda v: " / ".join(sorted(set(v) - {"nan", "None"})) or "-")
     shown = [
-        c for c in columns if c.startswith("config/loss_params/") or table[c].nunique() > 1 or c == "config/lr"
+        c
+        for c in columns
+        if c.startswith("config/loss_params/") or table[c].nunique() > 1 or c == "config/lr"
     ]
     table = table[shown].rename(columns=lambda c: c.removeprefix("config/").removeprefix("loss_params/"))
     return table.loc[:, ~table.columns.duplicated()]
@@ -235,7 +257,9 @@ def _pair(dataset: str, a: str, b: str, scores_a: np.ndarray, scores_b: np.ndarr
     }  # fmt: skip
 
 
-def _across(scores: pd.DataFrame, pairs: list[tuple[str, str]], hierarchical: bool, settings: dict) -> pd.DataFrame:
+def _across(
+    scores: pd.DataFrame, pairs: list[tuple[str, str]], hierarchical: bool, settings: dict
+) -> pd.DataFrame:
     """Per pair over the datasets where both rows have paired seeds (the same count in each, the
     fewest any dataset has): the Bayesian verdict across datasets."""
     rows = []
@@ -272,7 +296,9 @@ def _ranking(scores: pd.DataFrame, alpha: float) -> Comparison | None:
     return compare(means, alpha=alpha)
 
 
-def _check(rope: float, alpha: float, correction: str, decision: float) -> None:
+def check_settings(
+    rope: float = DEFAULT_ROPE, alpha: float = 0.05, correction: str = "holm", decision: float = DECISION
+) -> None:
     """Arguments a user sets, checked before any test runs, each failing with one sentence."""
     if not 0 <= rope < MAX_ROPE:
         raise ValueError(
@@ -287,5 +313,6 @@ def _check(rope: float, alpha: float, correction: str, decision: float) -> None:
         multipletests([0.5], method=correction)
     except ValueError:
         raise ValueError(
-            f"correction {correction!r} is not a statsmodels multipletests method (e.g. holm, bonferroni, fdr_bh)."
+            f"correction {correction!r} is not a statsmodels multipletests method "
+            "(e.g. holm, bonferroni, fdr_bh)."
         ) from None

@@ -85,6 +85,13 @@ def add_analyze(commands) -> None:
     analyze.add_argument("--out", help="output folder (default: <first study>/report)")
     analyze.add_argument("--summary", action="store_true", help="print the headline table only")
     analyze.add_argument("--baseline", default="ce", help="the loss others are tested against")
+    analyze.add_argument(
+        "--rope", type=float, default=0.5, help="region of practical equivalence, in points (default 0.5)"
+    )
+    analyze.add_argument("--correction", default="holm", help="multiple-test correction (statsmodels' names)")
+    analyze.add_argument(
+        "--hierarchical", action="store_true", help="baycomp's hierarchical test across datasets (needs Stan)"
+    )
     analyze.set_defaults(handler=analyze_command)
 
 
@@ -253,14 +260,35 @@ def write_report(paths: list[str], out: str, baseline: str = "ce") -> None:
 
 
 def analyze_command(args: argparse.Namespace) -> int:
+    """The headline table, then per protocol the verdicts with their power, then the report."""
+    from analysis import check_settings, compare_study, comparison_text, final_results, load_runs
+    from analysis.bayes import stan_available
+    from analysis.report import build_report
     from analysis.storage import is_uri, join
 
+    settings = {"rope": args.rope / 100, "correction": args.correction, "baseline": args.baseline}
+    if not 0 <= args.rope < 20:
+        raise GlossError(
+            f"--rope {args.rope}: the ROPE is in points of the metric, from 0 to 20 (default 0.5)."
+        )
+    try:
+        check_settings(rope=settings["rope"], correction=args.correction)
+    except ValueError as error:
+        raise GlossError(f"--correction {args.correction}: {error}") from None
+    if args.hierarchical and not stan_available():
+        raise GlossError(
+            "gloss analyze: --hierarchical needs Stan; install it (pip install pystan) or drop the flag."
+        )
     for study in args.studies:
         check_study(study)
     paths = [s if is_uri(s) else str(Path(s).expanduser()) for s in args.studies]
     print_summary(paths)
+    print()
+    result = compare_study(final_results(load_runs(*paths)), hierarchical=args.hierarchical, **settings)
+    print(comparison_text(result))
     if not args.summary:
-        write_report(paths, args.out or join(paths[0], "report"), args.baseline)
+        out = args.out or join(paths[0], "report")
+        print(f"report: {build_report(*paths, out=out, hierarchical=args.hierarchical, **settings)}")
     return 0
 
 

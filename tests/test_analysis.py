@@ -24,7 +24,7 @@ from analysis.plots import (
     search_history_figure,
 )
 from analysis.report import build_report, seed_reuse_note, unsearched_note
-from analysis.stats import bootstrap_ci, compare
+from analysis.stats import compare
 from analysis.tables import BETTER, ablation_levels, results_table
 
 FIXTURE = Path(__file__).parent / "fixtures" / "study"
@@ -141,9 +141,10 @@ def test_curves_average_over_seeds_with_a_band(runs):
     banded = curve[curve["n"] >= 3]
     assert len(banded) and (banded["ci_low"] <= banded["mean"] + 1e-12).all()
     assert (banded["mean"] <= banded["ci_high"] + 1e-12).all()
-    assert curve[curve["n"] < 3][["ci_low", "ci_high"]].isna().all().all(), "no BCa band below 3 seeds"
-    low, high = bootstrap_ci(values.to_numpy(), resamples=2000)
-    assert (first["ci_low"], first["ci_high"]) == (low, high), "the package's one bootstrap"
+    assert curve[curve["n"] < 2][["ci_low", "ci_high"]].isna().all().all(), "no band from one seed"
+    expected = stats.t.interval(0.95, 2, loc=values.mean(), scale=stats.sem(values))
+    assert (first["ci_low"], first["ci_high"]) == pytest.approx(expected), "a t interval over 3 seeds"
+    assert first["interval"] == "t"
 
 
 def test_convergence_figures_per_trial(runs):
