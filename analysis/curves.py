@@ -1,6 +1,6 @@
 """Convergence: metric-against-epoch curves with bands over seeds (t below 30 seeds, BCa from 30),
-per-trial convergence figures (epochs to X% of the best, area under the curve, time to the best epoch), and a search's
-best-so-far history."""
+per-trial convergence figures (epochs to X% of the best, area under the curve, time to the best
+epoch), and a search's best-so-far history."""
 
 import numpy as np
 import pandas as pd

@@ -295,7 +295,8 @@ def test_report_is_self_contained(study, tmp_path):
     for heading in (
         "Trials",
         "Test results",
-        "Across datasets",
+        "Integrated rows",
+        "Configurations",
         "Convergence",
         "Ablation",
         "Search",
@@ -304,6 +305,8 @@ def test_report_is_self_contained(study, tmp_path):
     ):
         assert f"<h2>{heading}" in page, heading
     assert page.count("<img ") == 4 and page.count("data:image/png;base64,") == 4
+    assert "Underpowered: some cells have 3 seeds" in page and "±0.5 points" in page
+    assert "Iman-Davenport" in page and "holm across the 4 tests" in page
     assert not re.search(r"(src|href)=['\"]?(https?:)?//", page), "nothing is loaded from the network"
     assert (tmp_path / "report" / "tables" / "results.tex").exists()
     assert (tmp_path / "report" / "figures" / "convergence.svg").exists()
@@ -315,6 +318,46 @@ def test_report_states_the_omnibus_test_across_datasets(study, final, tmp_path):
     scores = final.pivot_table(index="dataset", columns="loss", values="selected_test_macro_f1").dropna()
     statistic, p = stats.friedmanchisquare(*(scores[c] for c in scores.columns))
     assert f"chi-squared {statistic:.2f}, p = {p:.3g}" in page
+
+
+def with_records(study: Path, keep, replace: dict[str, str]) -> Path:
+    """The study with the grid trials `keep` (a predicate on the folder name) only, and text
+    replaced in their records."""
+    for trial in (study / "grid").iterdir():
+        if not keep(trial.name):
+            shutil.rmtree(trial)
+            continue
+        for name in ("result.json", "params.json"):
+            text = (trial / name).read_text()
+            for old, new in replace.items():
+                text = text.replace(old, new)
+            (trial / name).write_text(text)
+    return study
+
+
+def test_report_splits_integrated_and_standalone_rows_by_their_records(study, tmp_path):
+    """Rows whose records monitored the silhouette are compared apart, with their own ranks and
+    diagram; the CSV holds every per-seed score the tests used."""
+    with_records(study, lambda name: True, {})
+    for trial in (study / "grid").glob("*-supcon-*"):
+        text = (trial / "result.json").read_text()
+        (trial / "result.json").write_text(
+            text.replace('"monitor": "val_macro_f1"', '"monitor": "val_silhouette"')
+        )
+    page = build_report(study, out=tmp_path / "report").read_text()
+    assert "<h2>Integrated rows" in page and "<h2>Standalone rows" in page
+    assert "critical-difference-integrated" in page and "critical-difference-standalone" not in page
+    csv = pd.read_csv(tmp_path / "report" / "tables" / "per-seed-scores.csv")
+    assert set(csv.groupby("protocol")["loss"].unique().map(tuple)) == {("ce", "gloss"), ("supcon",)}
+
+
+def test_report_with_one_seed_says_so(study, tmp_path):
+    """One seed: no '± 0.00', no band claimed in the caption, the verdicts undecided for lack of spread."""
+    with_records(study, lambda name: "-s0-" in name, {})
+    page = build_report(study, out=tmp_path / "report").read_text()
+    assert "± 0.00" not in page and "n = 1: no spread" in page
+    assert "one seed, so no band" in page and "from 3 seeds" not in page
+    assert "undecided: one seed" in page and "Underpowered: some cells have 1 seed " in page
 
 
 def test_saved_test_embeddings_are_pictured(study, tmp_path):
