@@ -18,7 +18,7 @@ WILCOXON = "wilcoxon signed-rank"
 #: From this many blocks on, the two-sided Wilcoxon test can reach p < 0.05 (2 / 2**6 = 0.031).
 MIN_WILCOXON_BLOCKS = 6
 PAIRWISE_COLUMNS = ["a", "b", "statistic", "p", "p_holm", "effect_size", "test"]
-T_INTERVAL, BCA_INTERVAL = "t", "BCa bootstrap"
+T_INTERVAL, BCA_INTERVAL, NO_INTERVAL = "t", "BCa bootstrap", "n = 1: no spread"
 #: From this many values on, a mean's interval is a BCa bootstrap; below, Student's t. A bootstrap
 #: resamples the observed values only, so with few of them its interval is too narrow (its coverage
 #: falls short of the nominal level: Hesterberg 2015, "What teachers should know about the
@@ -165,8 +165,10 @@ def t_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[float, flo
 def mean_interval(values: np.ndarray, confidence: float = 0.95, seed: int = 0) -> tuple[float, float, str]:
     """(low, high, method) of the mean of `values` (NaN ignored): Student's t interval below
     MIN_BOOTSTRAP_N values, where a bootstrap's interval is too narrow to print, and the BCa bootstrap
-    from there on, where it no longer assumes the mean is normal."""
+    from there on, where it no longer assumes the mean is normal; (nan, nan, NO_INTERVAL) from one."""
     values = np.asarray(values, dtype=float)
+    if np.isfinite(values).sum() < 2:
+        return math.nan, math.nan, NO_INTERVAL
     if np.isfinite(values).sum() < MIN_BOOTSTRAP_N:
         return (*t_interval(values, confidence), T_INTERVAL)
     return (*bootstrap_ci(values, confidence, seed), BCA_INTERVAL)

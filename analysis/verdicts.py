@@ -97,6 +97,11 @@ class StudyComparison:
         """One sentence for the top of a report: how far the seeds carry the comparisons."""
         if not self.underpowered:
             return f"Every cell has at least {self.fewest_seeds} seeds."
+        if self.fewest_seeds == 1:
+            return (
+                "Underpowered: some cells have 1 seed, which has no spread, so their comparisons cannot be "
+                f"judged at all; run at least 2 seeds (better {ENOUGH_SEEDS}) to see how many are needed."
+            )
         return (
             f"Underpowered: some cells have {self.fewest_seeds} seed{'s' * (self.fewest_seeds != 1)} "
             f"(fewer than {ENOUGH_SEEDS}), so most comparisons stay undecided; the seeds each would "
@@ -199,9 +204,12 @@ def _protocol_comparison(
     reference = next((r for r in (baseline, CONTROL) if r in rows), None)
     pairs = _pairs(rows, reference)
     table = _pair_table(scores, pairs, settings)
+    tests = len(table.dropna(subset=["p"]))
     family = (
-        f"{settings['correction']} across the {len(table.dropna(subset=['p']))} tests of this table "
+        f"{settings['correction']} across the {tests} tests of this table "
         f"({table['dataset'].nunique()} datasets x {len(pairs)} pairs)"
+        if tests
+        else "none: no pair has 2 seeds to test"
     )
     return ProtocolComparison(
         protocol=name,
@@ -251,7 +259,7 @@ def _pair(dataset: str, a: str, b: str, scores_a: np.ndarray, scores_b: np.ndarr
     test, statistic, p = paired_test(scores_a, scores_b) if d.size >= 2 else ("none", math.nan, math.nan)
     return {
         "dataset": dataset, "a": a, "b": b, "n": d.size, "difference": d.mean(),
-        "ci_low": low, "ci_high": high, "interval": interval if d.size >= 2 else "none",
+        "ci_low": low, "ci_high": high, "interval": interval,
         "p_a_better": p_a, "p_equivalent": p_e, "p_b_better": p_b, "bayesian_test": bayesian_test,
         "test": test, "statistic": statistic, "p": p, "p_adjusted": math.nan, "_d": d,
     }  # fmt: skip

@@ -357,7 +357,7 @@ def test_report_with_one_seed_says_so(study, tmp_path):
     page = build_report(study, out=tmp_path / "report").read_text()
     assert "± 0.00" not in page and "n = 1: no spread" in page
     assert "one seed, so no band" in page and "from 3 seeds" not in page
-    assert "undecided: one seed" in page and "Underpowered: some cells have 1 seed " in page
+    assert "undecided: one seed" in page and "Underpowered: some cells have 1 seed," in page
 
 
 def test_saved_test_embeddings_are_pictured(study, tmp_path):

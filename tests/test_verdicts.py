@@ -283,7 +283,7 @@ def test_one_seed_is_undecided_without_a_plan():
     result = compare_study(final_frame({"gloss": 0.01}, 1))
     row = result.protocols[0].pairs.iloc[0]
     assert row["verdict"].startswith("undecided: one seed")
-    assert result.fewest_seeds == 1 and "1 seed " in result.power_sentence()
+    assert result.fewest_seeds == 1 and "1 seed," in result.power_sentence()
 
 
 def test_result_is_immutable_and_lists_configurations_and_scores():
