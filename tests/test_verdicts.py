@@ -2,8 +2,10 @@
 statsmodels, baycomp called directly, a published worked example and simulation."""
 
 import math
+import shutil
 import warnings
 from dataclasses import FrozenInstanceError
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -34,6 +36,7 @@ from analysis.stats import (
 from analysis.verdicts import compare_study, verdict
 
 ROPE = 0.005
+FIXTURE = Path(__file__).parent / "fixtures" / "study"
 
 
 def final_frame(effects: dict[str, float], seeds: int, sd: float = 0.004, datasets=("mr", "r8"), seed=0):
@@ -312,3 +315,43 @@ def test_verdict_wording():
     pair = {"a": "x", "b": "y", "n": 3, "p_a_better": 0.2, "p_equivalent": 0.3, "p_b_better": 0.5}
     assert verdict({**pair, "seeds_needed": 12}, ROPE, 0.95) == "undecided: add 9 seeds"
     assert verdict({**pair, "seeds_needed": MAX_SEEDS + 1}, ROPE, 0.95).startswith("undecided: more than")
+
+
+# ---- gloss analyze --------------------------------------------------------------------------------
+
+
+def two_protocol_study(tmp_path: Path) -> Path:
+    """The fixture study whose supcon rows monitored the silhouette (standalone), beside a copy of
+    them named triplet, so each protocol has two rows."""
+    study = Path(shutil.copytree(FIXTURE, tmp_path / "study"))
+    for trial in (study / "grid").glob("*-supcon-*"):
+        copy = trial.with_name(trial.name.replace("supcon", "triplet"))
+        shutil.copytree(trial, copy)
+        for folder, name in ((trial, "supcon"), (copy, "triplet")):
+            text = (folder / "result.json").read_text().replace('"supcon"', f'"{name}"')
+            (folder / "result.json").write_text(
+                text.replace('"val_macro_f1", "selected', '"val_silhouette", "selected')
+            )
+    return study
+
+
+def test_gloss_analyze_prints_two_comparisons(tmp_path, capsys):
+    """Integrated and standalone rows: two comparisons, each with probabilities, intervals, the
+    detectable difference and the verdict (seeds to add where undecided)."""
+    from study.cli import main
+
+    study = two_protocol_study(tmp_path)
+    assert main(["analyze", str(study), "--summary"]) == 0
+    out = capsys.readouterr().out
+    assert "integrated rows (selected on validation macro-F1" in out
+    assert "standalone rows (selected on validation silhouette" in out
+    assert out.count("P(a better)") >= 2 and "a - b, points [95% CI]" in out and "detectable, points" in out
+    assert "undecided: add" in out and "Underpowered" in out and "Iman-Davenport" in out
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--rope", "50"), ("--correction", "nope")])
+def test_gloss_analyze_refuses_bad_settings_before_reading(flag, value, tmp_path, capsys):
+    from study.cli import main
+
+    assert main(["analyze", str(tmp_path / "missing"), flag, value]) == 2
+    assert flag in capsys.readouterr().err
