@@ -160,13 +160,15 @@ def build_report(
     convergence_section(report, runs)
     optional_sections(report, runs, final, trials, metric)
     report.heading("Statistical protocol")
-    across = HIERARCHICAL if hierarchical else SIGNED_RANK
+    used = {test for p in result.protocols for test in p.across["test"]} or {SIGNED_RANK}
+    if hierarchical and HIERARCHICAL not in used:
+        used.add(f"not the {HIERARCHICAL}, which was asked for but needs Stan and 2 seeds per dataset")
     report.text(
         PROTOCOL.format(
             baseline=html.escape(baseline),
             alpha=alpha,
             correction=html.escape(correction),
-            across=f"the {across}",
+            across="the " + "; ".join(sorted(used)),
             measures=measures_sentence(runs),
         )
     )

@@ -97,10 +97,11 @@ def compare(scores: pd.DataFrame, baseline: str | None = None, alpha: float = 0.
 def iman_davenport(chi2: float, n_blocks: int, n_methods: int) -> tuple[float, float]:
     """Iman and Davenport's F from Friedman's chi-squared (Demšar 2006, Sec. 3.2.2, who recommends it
     as less conservative): F = (N - 1) chi2 / (N (k - 1) - chi2) on (k - 1, (k - 1)(N - 1)) degrees of
-    freedom; (inf, 0) when chi2 reaches its maximum N (k - 1) (every block ranks the methods alike)."""
+    freedom; (inf, nan) when chi2 reaches its maximum N (k - 1): every block ranks the methods alike,
+    F is undefined, and a p of 0 would claim more than a handful of blocks can show."""
     denominator = n_blocks * (n_methods - 1) - chi2
     if denominator <= 0:
-        return math.inf, 0.0
+        return math.inf, math.nan
     statistic = (n_blocks - 1) * chi2 / denominator
     p = stats.f.sf(statistic, n_methods - 1, (n_methods - 1) * (n_blocks - 1))
     return float(statistic), float(p)

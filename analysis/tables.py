@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.select import comparison_trials, finished
-from analysis.stats import Comparison, compare, mean_interval
+from analysis.stats import mean_interval
+from analysis.verdicts import StudyComparison, compare_study
 
 BETTER, WORSE = "▲", "▼"
 LATEX_MARKS = {BETTER: r"$^{\blacktriangle}$", WORSE: r"$^{\blacktriangledown}$"}
@@ -25,7 +26,7 @@ class ResultTable:
     metric: str
     baseline: str | None
     alpha: float
-    comparisons: dict[str, Comparison]  # per dataset, the tests behind its marks
+    verdicts: StudyComparison  # the tests behind the marks, corrected across each protocol's table
 
     def cell(
         self, loss: str, dataset: str, bold: tuple[str, str] = ("**", "**"), marks: dict | None = None
@@ -57,7 +58,7 @@ class ResultTable:
         return (
             f"{self.metric}, mean ± std over seeds in percent; best per dataset in bold; "
             f"{BETTER}/{WORSE}: significantly better/worse than {self.baseline} "
-            f"(paired test over seeds, Holm, alpha {self.alpha})."
+            f"(paired test over seeds, Holm across the table, alpha {self.alpha})."
         )
 
     def to_markdown(self) -> str:
@@ -83,30 +84,19 @@ def results_table(
     baseline: str | None = "ce",
     alpha: float = 0.05,
 ) -> ResultTable:
-    """The table of finished comparison trials; marks need the baseline and at least two seeds."""
+    """The table of finished comparison trials; a mark where `compare_study`'s paired test against
+    the baseline, corrected (Holm) across its protocol's whole table, is below alpha."""
     trials = finished(comparison_trials(final))
     stats = trials.groupby(["loss", "dataset"])[metric].agg(["mean", "std", "count"])
     mean, std, n = (stats[c].unstack("dataset") for c in ("mean", "std", "count"))
     baseline = baseline if baseline in mean.index else None
-    comparisons = {} if baseline is None else dataset_comparisons(trials, metric, baseline, alpha)
+    verdicts = compare_study(final, metric, baseline, alpha=alpha)
     marks = pd.DataFrame("", index=mean.index, columns=mean.columns)
-    for dataset, comparison in comparisons.items():
-        for row in comparison.significant().itertuples():
-            marks.loc[row.a, dataset] = BETTER if row.effect_size > 0 else WORSE
-    return ResultTable(mean, std, n, marks, metric, baseline, alpha, comparisons)
-
-
-def dataset_comparisons(
-    trials: pd.DataFrame, metric: str, baseline: str, alpha: float
-) -> dict[str, Comparison]:
-    """Per dataset, every loss against the baseline over paired seeds (where there are two seeds
-    with every loss scored, the baseline among them)."""
-    comparisons = {}
-    for dataset, group in trials.groupby("dataset"):
-        scores = group.pivot_table(index="seed", columns="loss", values=metric).dropna()
-        if baseline in scores and len(scores) >= 2 and scores.shape[1] >= 2:
-            comparisons[dataset] = compare(scores, baseline=baseline, alpha=alpha)
-    return comparisons
+    for protocol in verdicts.protocols:
+        for row in protocol.pairs.itertuples():
+            if baseline is not None and row.b == baseline and row.p_adjusted < alpha:
+                marks.loc[row.a, row.dataset] = BETTER if row.difference > 0 else WORSE
+    return ResultTable(mean, std, n, marks, metric, baseline, alpha, verdicts)
 
 
 def ablation_levels(final: pd.DataFrame, metric: str, confidence: float = 0.95) -> pd.DataFrame:

@@ -74,10 +74,14 @@ def ranking_sentence(comparison: ProtocolComparison) -> str:
     ranking = comparison.ranking
     if ranking is None:
         return "Fewer than 2 datasets with every row scored: no ranking across datasets."
+    f_test = (
+        "Iman-Davenport's F undefined (every dataset ranks the rows alike)"
+        if math.isnan(ranking.iman_davenport_p)
+        else f"Iman-Davenport's F {ranking.iman_davenport_statistic:.2f}, p = {ranking.iman_davenport_p:.3g}"
+    )
     return (
         f"Friedman's test over {ranking.n_blocks} datasets and {len(ranking.methods)} rows: chi-squared "
-        f"{ranking.friedman_statistic:.2f}, p = {ranking.friedman_p:.3g}; Iman-Davenport's F "
-        f"{ranking.iman_davenport_statistic:.2f}, p = {ranking.iman_davenport_p:.3g}; Nemenyi critical "
+        f"{ranking.friedman_statistic:.2f}, p = {ranking.friedman_p:.3g}; {f_test}; Nemenyi critical "
         f"difference {ranking.critical_difference:.2f} ranks at alpha = {ranking.alpha}."
     )
 

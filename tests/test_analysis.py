@@ -14,7 +14,7 @@ from scipy import stats
 from analysis import final_results, load_runs, outcome_note, summary_table
 from analysis import load as load_module
 from analysis.curves import curves, search_history, trial_convergence
-from analysis.paper import paper_table
+from analysis.paper import paper_caveat, paper_table
 from analysis.plots import (
     ablation_figure,
     cd_diagram,
@@ -197,6 +197,9 @@ def test_fixture_table_and_paper_comparison(final):
     assert list(table.mean.columns) == ["mr", "r8"] and set(table.mean.index) == {"ce", "gloss", "supcon"}
     paper = paper_table(final).set_index(["dataset", "loss"])
     assert set(paper.index) == {("r8", "ce"), ("mr", "ce")}, "gloss and supcon are not the paper's rows"
+    caveat = paper_caveat(final)
+    assert "fidelity frozen" in caveat and "at most 400 training examples" in caveat
+    assert paper_caveat(final.assign(fidelity="full").drop(columns="config/train_size")) == ""
     assert paper.loc[("r8", "ce"), "paper_accuracy"] == "97.48 ± 0.11"
     assert paper.loc[("r8", "ce"), "paper_model"] == "distilbert-base-uncased"
     assert paper.loc[("r8", "ce"), "our_model"] == "minilm (frozen)"

@@ -100,6 +100,12 @@ def test_iman_davenport_demsar_worked_example():
     assert p < 0.05 < sps.chi2.sf(9.28, 3) * 2  # F is the less conservative of the two
 
 
+def test_iman_davenport_is_undefined_when_every_block_ranks_alike():
+    """chi2 at its maximum N (k - 1): F's denominator is 0; no p of 0 from two datasets."""
+    statistic, p = iman_davenport(2.0, 2, 2)
+    assert statistic == math.inf and math.isnan(p)
+
+
 def test_compare_reports_iman_davenport_beside_friedman():
     scores = final_frame({"gloss": 0.02, "supcon": 0.0}, 3, datasets=("a", "b", "c", "d"))
     ranking = compare_study(scores).protocols[0].ranking
