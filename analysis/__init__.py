@@ -7,7 +7,6 @@ returns every comparison of a study in one immutable result, which tables and pl
 from analysis.curves import curves, trial_convergence
 from analysis.load import load_runs
 from analysis.paper import paper_table
-from analysis.plots import cd_diagram, convergence_figure
 from analysis.select import final_results
 from analysis.stats import Comparison, bootstrap_ci, compare, mean_interval, seed_summary
 from analysis.summary import outcome_note, summary_table
@@ -41,3 +40,16 @@ __all__ = [
     "summary_table",
     "trial_convergence",
 ]
+
+
+FIGURES = ("cd_diagram", "convergence_figure")
+
+
+def __getattr__(name: str):
+    """The figures, imported when first asked for: matplotlib and seaborn (which sets its theme on
+    import) load only where a figure is drawn, not in every `gloss` command that reads records."""
+    if name in FIGURES:
+        from analysis import plots
+
+        return getattr(plots, name)
+    raise AttributeError(f"module 'analysis' has no attribute {name!r}")
