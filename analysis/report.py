@@ -75,7 +75,7 @@ def measures_sentence(runs: pd.DataFrame) -> str:
 
 STYLE = """
 body {font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222}
-table {border-collapse: collapse; margin: 1em 0; font-size: .9em; display: block; max-width: 100%; overflow-x: auto}
+table {border-collapse: collapse; margin: 1em 0; font-size: .9em; display: block; overflow-x: auto}
 td, th {border-bottom: 1px solid #ccc; padding: .3em .6em; text-align: right}
 th {background: #f3f3f3}
 img {max-width: 100%; border: 1px solid #eee}
