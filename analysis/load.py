@@ -13,6 +13,7 @@ import io
 import json
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import pyarrow.fs
 
 from analysis.cache import CACHE_DIR, cache_folder, read_cache, write_cache
 from analysis.storage import files_under, filesystem, is_uri, list_files
-from common.records import IDENTITY, RECORD_VERSION, Status
+from common.records import IDENTITY, RECORD_VERSION, DamagedRecordWarning, Status
 
 RESULT_FILE, ERROR_FILE, PARAMS_FILE = "result.json", "error.txt", "params.json"
 RECORD_FILES = (RESULT_FILE, ERROR_FILE, PARAMS_FILE)
@@ -86,13 +87,44 @@ def read_text(fs: pyarrow.fs.FileSystem, path: str) -> str:
         return handle.read().decode()
 
 
+def parse_records(text: str, where: str) -> tuple[list[dict], list[int]]:
+    """The JSON objects of a result.json text, one per line, and the numbers (from 1) of the
+    lines that are not one: skipped with one warning naming `where` and those lines, as a
+    database replaying its log skips a torn tail instead of refusing the whole log."""
+    records, damaged = [], []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if isinstance(record, dict):
+            records.append(record)
+        else:
+            damaged.append(number)
+    if damaged:
+        lines = ", ".join(map(str, damaged))
+        warnings.warn(
+            f"{where}: line {lines} of {RESULT_FILE} is not a whole record (torn or not JSON); skipped",
+            DamagedRecordWarning,
+            stacklevel=2,
+        )
+    return records, damaged
+
+
 def read_trial(fs: pyarrow.fs.FileSystem, trial: Trial) -> tuple[list[dict], dict]:
     """The trial's records (their config removed) and one row of facts about the trial: its
-    flattened config, folder, last error line and restarts (Ray appends a "Failure # N" entry to
-    error.txt at each failure it restarts from, or gives up on). A trial that failed before its
-    first report still gives one record, marked failed."""
-    lines = read_text(fs, f"{trial.path}/{RESULT_FILE}").splitlines()
-    records = [json.loads(line) for line in lines if line.strip()]
+    flattened config, folder, last error line, restarts (Ray appends a "Failure # N" entry to
+    error.txt at each failure it restarts from, or gives up on) and damaged record lines. A trial
+    that failed before its first report still gives one record, marked failed; one whose records
+    cannot be read at all, one marked unreadable."""
+    try:
+        text = read_text(fs, f"{trial.path}/{RESULT_FILE}")
+    except (OSError, UnicodeDecodeError) as error:
+        warnings.warn(f"{trial.location}: {RESULT_FILE} unreadable ({error})", DamagedRecordWarning, 2)
+        text = None
+    records, damaged = parse_records(text or "", trial.location)
     config = records[-1].get("config") if records else None
     if config is None and PARAMS_FILE in trial.files:
         config = json.loads(read_text(fs, f"{trial.path}/{PARAMS_FILE}"))
@@ -105,8 +137,12 @@ def read_trial(fs: pyarrow.fs.FileSystem, trial: Trial) -> tuple[list[dict], dic
         "experiment": Path(trial.location).parent.name,
         "error": errors.splitlines()[-1] if errors else "",
         "failures": sum(line.startswith("Failure # ") for line in errors.splitlines()),
+        "damaged_lines": len(damaged),
     }
-    return records or [{"status": Status.FAILED}], facts
+    if not records:
+        unreadable = text is None or bool(damaged)
+        records = [{"status": Status.UNREADABLE if unreadable else Status.FAILED}]
+    return records, facts
 
 
 def frame_of(trials: list[tuple[list[dict], dict]]) -> pd.DataFrame:

@@ -36,6 +36,7 @@ from analysis.verdict_text import (
 )
 from analysis.verdicts import DEFAULT_ROPE, StudyComparison, compare_study
 from common.atomic import write_text
+from common.records import PROVENANCE_FILE
 
 PROTOCOL = """Model selection uses validation data only: each trial reports test metrics at its best
 validation epoch (macro-F1 of the head; validation silhouette for standalone rows, whose test
@@ -174,9 +175,6 @@ def build_report(
     )
     provenance_section(report, paths)
     return report.write(title)
-
-
-PROVENANCE_FILE = "study.json"
 
 
 def provenance_section(report: Report, paths: tuple) -> None:

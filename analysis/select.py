@@ -11,6 +11,7 @@ FROM_LAST = (
     "best_score",
     "error",
     "failures",
+    "damaged_lines",
 )
 #: What names one trial of a fixed comparison; a second folder with the same names is a duplicate.
 COMPARISON_KEY = ("dataset", "loss", "seed", "phase", "factor", "level")
@@ -18,9 +19,9 @@ COMPARISON_KEY = ("dataset", "loss", "seed", "phase", "factor", "level")
 
 def outcomes(last: pd.DataFrame) -> pd.Series:
     """Per trial, its last state: completed, early_stopped or diverged as its last record says
-    (also after restarts from faults it survived), failed when it ended on an error, else stopped
-    (ended early by the scheduler)."""
-    ended = last["status"].isin([*FINISHED, Status.DIVERGED])
+    (also after restarts from faults it survived), unreadable when no record of it could be read,
+    failed when it ended on an error, else stopped (ended early by the scheduler)."""
+    ended = last["status"].isin([*FINISHED, Status.DIVERGED, Status.UNREADABLE])
     failed = (last["error"].fillna("").astype(str) != "") | (last["status"] == Status.FAILED)
     status = last["status"].where(ended, "stopped")
     return status.where(ended | ~failed, Status.FAILED)

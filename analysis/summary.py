@@ -3,7 +3,7 @@
 import pandas as pd
 
 from analysis.select import comparison_trials, finished, unsearched
-from common.records import FINISHED, RESULT_METRIC
+from common.records import FINISHED, RESULT_METRIC, Status
 
 
 def outcome_note(final: pd.DataFrame) -> str:
@@ -18,6 +18,9 @@ def outcome_note(final: pd.DataFrame) -> str:
         if len(failed):
             first = failed.iloc[0]
             note += f"; first error: {first['error'] or 'no record'} ({first['trial_dir']})"
+        unreadable = final[final["outcome"] == Status.UNREADABLE]
+        if len(unreadable):
+            note += f"; records unreadable: {', '.join(unreadable['trial_dir'])}"
         lines.append(f"trials not finished normally: {note}")
     recovered = final[(final["restarts"] > 0) & (final["outcome"] != "failed")] if "restarts" in final else []
     if len(recovered):
@@ -25,9 +28,23 @@ def outcome_note(final: pd.DataFrame) -> str:
             f"{len(recovered)} trials finished after faults, restarted from their checkpoints "
             f"({int(recovered['restarts'].sum())} restarts in all)"
         )
+    if note := damage_note(final):
+        lines.append(note)
     if "duplicates" in final and (duplicates := int(final["duplicates"].sum())):
         lines.append(f"{duplicates} duplicate trial folders ignored (same dataset, loss, seed and phase)")
     return "\n".join(lines)
+
+
+def damage_note(final: pd.DataFrame) -> str:
+    """Record lines skipped as torn or not JSON, and in how many trials; '' when none were."""
+    damaged = final[final["damaged_lines"] > 0] if "damaged_lines" in final else final.iloc[0:0]
+    if not len(damaged):
+        return ""
+    lines = int(damaged["damaged_lines"].sum())
+    return (
+        f"{lines} damaged record lines skipped (torn or not JSON) in {len(damaged)} trials; "
+        f"first: {damaged.iloc[0]['trial_dir']}"
+    )
 
 
 def failed_trials(final: pd.DataFrame) -> int:

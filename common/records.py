@@ -15,13 +15,20 @@ IDENTITY = ("dataset", "loss", "loss_function", "seed", "model", "fidelity", "st
 
 class Status(StrEnum):
     """A trial's state, as its records say (`failed` is the analysis' word for a trial whose
-    process raised: its records never say so themselves)."""
+    process raised, `unreadable` for one whose records could not be read at all: its records
+    never say so themselves)."""
 
     RUNNING = "running"
     COMPLETED = "completed"  # trained for its whole epoch budget
     EARLY_STOPPED = "early_stopped"  # validation stopped improving for `patience` epochs
     DIVERGED = "diverged"  # the loss or its gradient stopped being finite
     FAILED = "failed"
+    UNREADABLE = "unreadable"
+
+
+class DamagedRecordWarning(UserWarning):
+    """A trial's records hold lines that are not whole JSON objects (a writer killed mid-append
+    tears the last one): readers skip them and read the rest of the trial and the study."""
 
 
 # Trials that trained to their own end: only they can win a search or count in a result table.
@@ -32,3 +39,8 @@ FINISHED = (Status.COMPLETED, Status.EARLY_STOPPED)
 SEARCH_METRIC, SEARCH_MODE = "best_score", "max"
 # Test macro-F1 at the best validation epoch (the probe's in standalone mode): what tables report.
 RESULT_METRIC = "selected_test_macro_f1"
+
+# A study's folder (<storage>/<study>): its provenance file and one folder per phase, each a Ray
+# Tune experiment of trial folders.
+PROVENANCE_FILE = "study.json"
+PHASES = ("grid", "search", "ablation", "final")

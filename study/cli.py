@@ -6,14 +6,19 @@ and `gloss data list` start at once."""
 import argparse
 import dataclasses
 import sys
+import warnings
 from pathlib import Path
 
 from common.errors import GlossError, StudyInterrupted
+from common.records import DamagedRecordWarning
+
+DEFAULT_SHOW_WARNING = warnings.showwarning
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; a user's mistake prints one line and exits with status 2."""
     args = build_parser().parse_args(argv)
+    warnings.showwarning = show_warning
     try:
         return args.handler(args)
     except GlossError as error:
@@ -22,6 +27,14 @@ def main(argv: list[str] | None = None) -> int:
     except (KeyboardInterrupt, StudyInterrupted):
         print("gloss: interrupted; `gloss run ... --resume` continues where it stopped.", file=sys.stderr)
         return 130
+
+
+def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Damaged records are the user's news, said in gloss's voice; other warnings as Python shows them."""
+    if issubclass(category, DamagedRecordWarning):
+        print(f"gloss: warning: {message}", file=sys.stderr)
+    else:
+        DEFAULT_SHOW_WARNING(message, category, filename, lineno, file, line)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,6 +74,9 @@ def add_run(commands) -> None:
     )
     run.add_argument("--dashboard", action="store_true", help="start Ray's dashboard on 127.0.0.1")
     run.add_argument("--no-report", action="store_true", help="end with the summary table, no HTML report")
+    run.add_argument(
+        "--verbose", action="store_true", help="show Ray's log lines and warnings here, not only in the log"
+    )
     run.set_defaults(handler=run_command)
 
 
@@ -136,17 +152,42 @@ def slurm_command(args: argparse.Namespace) -> int:
 def add_status(commands) -> None:
     status = commands.add_parser("status", help="a study's progress, best scores and what --resume reruns")
     status.add_argument("study", metavar="STUDY_DIR_OR_URI")
+    status.add_argument("--json", action="store_true", help="one JSON object (versioned; see README)")
     status.set_defaults(handler=status_command)
 
 
 def status_command(args: argparse.Namespace) -> int:
     """Print the study's status from its storage alone (no Ray connection)."""
-    from analysis.storage import is_uri
-    from study.status import render, study_status
+    import json
 
-    check_study(args.study)
-    print(render(study_status(args.study if is_uri(args.study) else str(Path(args.study).expanduser()))))
+    from study.status import as_json, render, study_status
+
+    root = study_location(args.study)
+    if study_parts(root, "study") is None:
+        raise GlossError(
+            f"{args.study}: not a gloss study (no study.json or phase folder in it); give the folder "
+            "`gloss run` wrote, <storage>/<study name>."
+        )
+    status = study_status(root)
+    print(json.dumps(as_json(status), indent=2) if args.json else render(status))
     return 0
+
+
+def study_location(study: str) -> str:
+    """A study folder (`~` expanded) or URI that exists; refused in one sentence otherwise."""
+    from analysis.storage import is_uri
+
+    check_study(study)
+    return study if is_uri(study) else str(Path(study).expanduser())
+
+
+def study_parts(location: str, *kinds: str) -> tuple[str, ...] | None:
+    """The folders of `location` to read records from when it is one of `kinds` (study, phase,
+    trial); None when it is not."""
+    from analysis.layout import layout
+
+    found = layout(location)
+    return found.parts if found.kind in kinds else None
 
 
 def load_spec(name: str, overrides: list[str]):
@@ -161,7 +202,7 @@ def load_spec(name: str, overrides: list[str]):
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from study.ray_session import prepare_environment
+    from study.ray_session import prepare_environment, refuse_copied_secrets
 
     prepare_environment(args.address)
     from study.launch import storage_root
@@ -186,6 +227,7 @@ def run_command(args: argparse.Namespace) -> int:
     if args.dry_run:
         print_json(plan) if args.json else print_plan(spec, plan, root)
         return 0
+    refuse_copied_secrets()
     check_writable(root)
     with study_lease(root, args.take_over):
         return run_and_report(args, spec, plan, storage, root)
@@ -197,16 +239,19 @@ def run_and_report(args: argparse.Namespace, spec, plan, storage: str, root: str
     from study.launch import RunOptions, run_study, warm_caches
     from study.provenance import write_provenance
     from study.ray_session import connect
+    from study.run_log import log_location, messages_to
     from study.storage_check import check_nodes_share
 
-    connect(args.address, dashboard=args.dashboard)
-    check_gpus(spec.resources.gpu, args.address)
-    if args.address is None:
-        warm_caches(spec)
-    else:
-        check_nodes_share(root)
-    write_provenance(root, spec)
-    paths = run_study(spec, plan, RunOptions(storage, args.resume, args.max_concurrent))
+    with messages_to(log_location(root, spec.name), args.verbose) as log:
+        print(f"gloss: Ray's messages and warnings go to {log}", file=sys.stderr)
+        connect(args.address, dashboard=args.dashboard)
+        check_gpus(spec.resources.gpu, args.address)
+        if args.address is None:
+            warm_caches(spec)
+        else:
+            check_nodes_share(root)
+        write_provenance(root, spec)
+        paths = run_study(spec, plan, RunOptions(storage, args.resume, args.max_concurrent))
     failed = print_summary(paths)
     if not args.no_report:
         write_report(paths, f"{root}/report")
@@ -264,7 +309,7 @@ def analyze_command(args: argparse.Namespace) -> int:
     from analysis import check_settings, compare_study, comparison_text, final_results, load_runs
     from analysis.bayes import stan_available
     from analysis.report import build_report
-    from analysis.storage import is_uri, join
+    from analysis.storage import join
 
     settings = {"rope": args.rope / 100, "correction": args.correction, "baseline": args.baseline}
     if not 0 <= args.rope < 20:
@@ -279,17 +324,56 @@ def analyze_command(args: argparse.Namespace) -> int:
         raise GlossError(
             "gloss analyze: --hierarchical needs Stan; install it (pip install pystan) or drop the flag."
         )
-    for study in args.studies:
-        check_study(study)
-    paths = [s if is_uri(s) else str(Path(s).expanduser()) for s in args.studies]
-    print_summary(paths)
+    roots = [study_location(study) for study in args.studies]
+    parts = [part for root in roots for part in analysed_parts(root)]
+    for root in roots:
+        if note := running_note(root):
+            print(note)
+    print_summary(parts)
     print()
-    result = compare_study(final_results(load_runs(*paths)), hierarchical=args.hierarchical, **settings)
+    result = compare_study(final_results(load_runs(*parts)), hierarchical=args.hierarchical, **settings)
     print(comparison_text(result))
     if not args.summary:
-        out = args.out or join(paths[0], "report")
-        print(f"report: {build_report(*paths, out=out, hierarchical=args.hierarchical, **settings)}")
+        out = args.out or join(roots[0], "report")
+        print(f"report: {build_report(*parts, out=out, hierarchical=args.hierarchical, **settings)}")
     return 0
+
+
+def analysed_parts(root: str) -> tuple[str, ...]:
+    """The record folders of a study, phase or trial folder with at least one finished trial;
+    anything else is refused in one sentence."""
+    from analysis import final_results, load_runs
+    from analysis.select import finished
+
+    parts = study_parts(root, "study", "phase", "trial")
+    if parts is None:
+        raise GlossError(
+            f"{root}: not a gloss study (no study.json, phase folder or trial records in it); give "
+            "the folder `gloss run` wrote, <storage>/<study name>, or one of its phases or trials."
+        )
+    try:
+        done = len(finished(final_results(load_runs(*parts)))) if parts else 0
+    except FileNotFoundError:
+        done = 0
+    if not done:
+        raise GlossError(
+            f"{root}: no trial has finished yet, so there is nothing to analyse; `gloss status {root}` "
+            "shows where the study stands."
+        )
+    return parts
+
+
+def running_note(root: str) -> str:
+    """For a study a driver is running: that it runs and how many trials are left ('' else)."""
+    from study.status import study_status
+
+    if study_parts(root, "study") is None:
+        return ""
+    status = study_status(root)
+    if not status.driver:
+        return ""
+    left = sum(max((p.total or p.seen + p.pending) - p.ended, 0) for p in status.phases)
+    return f"study running ({status.driver}): {left} trials left; this analysis covers the finished ones"
 
 
 def check_study(study: str) -> None:

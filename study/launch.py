@@ -85,7 +85,7 @@ def run_phase(spec: StudySpec, phase: Phase, options: RunOptions, root: str):
                 callbacks=[
                     JsonLoggerCallback(),
                     CSVLoggerCallback(),
-                    Progress(phase.name, phase.trials),
+                    Progress(phase.name, phase.trials, max(g.config.epochs for g in phase.groups)),
                     *checkpoint_callbacks,
                     *tracker_callbacks(spec, phase.name, root),
                 ],

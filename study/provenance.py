@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from analysis.storage import join, write_bytes
+from common.records import PROVENANCE_FILE
 
-PROVENANCE_FILE = "study.json"
 PACKAGES = ("gloss-study", "torch", "transformers", "ray", "optuna")
 
 

@@ -10,6 +10,11 @@ LOCAL_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 # Where an S3-compatible store is and which region: settings, not secrets, so the driver hands
 # them to every trial on the cluster. Credentials stay with each node (its instance profile).
 FORWARDED = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION")
+# Ray Tune copies these from the driver's environment into every trial's runtime_env
+# (ray/tune/execution/class_cache.py, ENV_VARS_TO_PROPAGATE), and Ray's runtime-env agent writes
+# each runtime_env, values included, to logs/runtime_env_agent.log on every node: secrets that a
+# run must not hold in its environment.
+COPIED_SECRETS = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
 # Ray calls this with each trial's W&B run in its logging actor (see study.tracking); a local Ray
 # inherits it from the driver, a cluster's head from its own environment.
 WANDB_HOOK = ("WANDB_PROCESS_RUN_INFO_HOOK", "study.tracking.finish_waits_for_wandb")
@@ -36,6 +41,20 @@ def prepare_environment(address: str | None) -> None:
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     if address is None:
         os.environ[LOCAL_ONLY] = "0"
+
+
+def refuse_copied_secrets() -> None:
+    """Refuse, before any compute, a run whose environment holds a secret Ray would write to its
+    logs; the same keys in a credentials file reach every trial (AWS's own client chain reads it)
+    and no log."""
+    found = [name for name in COPIED_SECRETS if os.environ.get(name)]
+    if found:
+        raise GlossError(
+            f"{', '.join(found)} is set, and Ray Tune copies it into every trial's runtime_env, which "
+            "Ray writes to its logs on every node; unset it (and AWS_ACCESS_KEY_ID) and keep the keys "
+            "in a credentials file instead (`aws configure` writes ~/.aws/credentials; AWS_PROFILE or "
+            "AWS_SHARED_CREDENTIALS_FILE chooses one), or use the nodes' instance role."
+        )
 
 
 def connect(address: str | None, *, dashboard: bool = False, num_cpus: int | None = None) -> None:

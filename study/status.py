@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from analysis.layout import children, layout
 from analysis.load import RECORD_FILES, load_runs
 from analysis.select import final_results
 from analysis.storage import files_under, join, read_bytes
-from common.records import FINISHED, SEARCH_METRIC, Status
+from common.records import FINISHED, PHASES, PROVENANCE_FILE, SEARCH_METRIC, Status
 from study.lease import STALE_AFTER_S, read_lease
 from study.progress import clock
-from study.provenance import PROVENANCE_FILE
 
 STATE_PREFIX, STATE_SUFFIX = "experiment_state-", ".json"
 
@@ -38,17 +38,19 @@ class PhaseStatus:
     pending: int = 0
     failed: int = 0
     diverged: int = 0
+    unreadable: int = 0
+    damaged_lines: int = 0
     seconds: float = 0.0
     restarts: int = 0
     has_state: bool = False
 
     @property
     def seen(self) -> int:
-        return self.done + self.running + self.interrupted + self.failed + self.diverged
+        return self.ended + self.running + self.interrupted
 
     @property
     def ended(self) -> int:
-        return self.done + self.failed + self.diverged
+        return self.done + self.failed + self.diverged + self.unreadable
 
     def left_s(self) -> float | None:
         """Phase time so far / trials ended x trials still to end (None before the first ends)."""
@@ -88,7 +90,15 @@ def planned_phases(root: str, files: list[str]) -> list[tuple[str, int | None]]:
             (p["name"], p["trials"]) for p in json.loads(read_bytes(join(root, PROVENANCE_FILE)))["phases"]
         ]
     folders = sorted({name.split("/", 1)[0] for name in files if "/" in name})
-    return [(name, None) for name in folders if name in ("grid", "search", "ablation", "final")]
+    return [(name, None) for name in folders if name in PHASES]
+
+
+def study_files(root: str) -> list[str]:
+    """The study's own files, relative to `root`: its top level and its phase folders (never a
+    folder that is not one of its phases, such as another study stored inside it)."""
+    top, _ = children(root)
+    phases = [part.rstrip("/").rsplit("/", 1)[-1] for part in layout(root).parts]
+    return sorted(top) + [f"{phase}/{name}" for phase in phases for name, _ in files_under(join(root, phase))]
 
 
 def study_status(root: str, now: float | None = None) -> StudyStatus:
@@ -97,10 +107,12 @@ def study_status(root: str, now: float | None = None) -> StudyStatus:
     lease = read_lease(root)
     alive = lease is not None and lease.alive(now, STALE_AFTER_S)
     status = StudyStatus(root, lease.describe(now) if alive else None)
-    files = [name for name, _ in files_under(root)]
+    files = study_files(root)
     runs, final = pd.DataFrame(columns=["phase"]), pd.DataFrame(columns=["phase", "outcome"])
-    if any(name.rsplit("/", 1)[-1] in RECORD_FILES for name in files):
-        runs = load_runs(root)
+    records = [name for name in files if "/" in name and name.rsplit("/", 1)[-1] in RECORD_FILES]
+    with_records = sorted({name.split("/", 1)[0] for name in records})
+    if with_records:
+        runs = load_runs(*(join(root, phase) for phase in with_records))
         final = final_results(runs)
     for name, total in planned_phases(root, files):
         tune = tune_statuses(root, name, files)
@@ -128,6 +140,7 @@ def phase_status(
             kind = "running" if alive else "interrupted"
         setattr(phase, kind, getattr(phase, kind) + 1)
     phase.restarts = int(trials["restarts"].sum()) if "restarts" in trials else 0
+    phase.damaged_lines = int(trials["damaged_lines"].sum()) if "damaged_lines" in trials else 0
     queued = sum(status == "PENDING" for trial_id, status in tune.items() if trial_id not in seen_ids)
     not_created = (total - len(seen_ids) - queued) if total is not None else 0
     phase.pending = queued + max(not_created, 0)
@@ -136,11 +149,12 @@ def phase_status(
 
 
 def classify(outcome: str, tune_status: str | None) -> str:
-    """done, failed, diverged, or unfinished (still to run: running, or interrupted)."""
+    """done, failed, diverged, unreadable (no record of it could be read), or unfinished (still
+    to run: running, or interrupted)."""
     if outcome in FINISHED:
         return "done"
-    if outcome == Status.DIVERGED:
-        return "diverged"
+    if outcome in (Status.DIVERGED, Status.UNREADABLE):
+        return str(outcome)
     if tune_status in ("RUNNING", "PENDING", "PAUSED"):
         return "unfinished"  # also a trial Tune restarts after a fault it survives
     if outcome == Status.FAILED or tune_status == "ERROR":
@@ -168,6 +182,46 @@ def best_scores(runs: pd.DataFrame) -> pd.DataFrame | None:
     top = scored.loc[scored.groupby(["dataset", "loss"])[SEARCH_METRIC].idxmax()]
     columns = [c for c in ("dataset", "loss", SEARCH_METRIC, "monitor", "phase", "seed", "epoch") if c in top]
     return top[columns].reset_index(drop=True)
+
+
+STATUS_VERSION = 1  # bumped when a field of `gloss status --json` changes meaning
+
+
+def as_json(status: StudyStatus) -> dict:
+    """`gloss status --json`: the same facts as `render`, for scripts and dashboards (version 1).
+
+    {"version": 1, "study": URI or path, "driver": "pid P on HOST, ..." or null,
+     "phases": [{"name", "planned" (null when unknown), "started", "done", "running",
+                 "interrupted", "pending", "failed", "diverged", "unreadable", "restarts",
+                 "damaged_lines", "seconds", "left_seconds" (null before a trial ends)}],
+     "best": [{"dataset", "loss", "best_score", "monitor", "phase", "seed", "epoch"}],
+     "resume": ["<phase>: what --resume reruns", ...]}"""
+    phases = []
+    for phase in status.phases:
+        counts = ("done", "running", "interrupted", "pending", "failed", "diverged", "unreadable")
+        phases.append(
+            {
+                "name": phase.name,
+                "planned": phase.total,
+                "started": phase.started,
+                **{kind: getattr(phase, kind) for kind in counts},
+                "restarts": phase.restarts,
+                "damaged_lines": phase.damaged_lines,
+                "seconds": round(phase.seconds, 1),
+                "left_seconds": None if phase.left_s() is None else round(phase.left_s(), 1),
+            }
+        )
+    best = [] if status.best is None else json.loads(status.best.to_json(orient="records"))
+    resume = [line for phase in status.phases if phase.started for line in resume_lines(phase)]
+    resume += [f"{p.name}: all {p.total} trials (not started)" for p in status.phases if not p.started]
+    return {
+        "version": STATUS_VERSION,
+        "study": status.root,
+        "driver": status.driver,
+        "phases": phases,
+        "best": best,
+        "resume": [] if status.driver else resume,
+    }
 
 
 def render(status: StudyStatus) -> str:
@@ -212,8 +266,12 @@ def phase_line(phase: PhaseStatus) -> str:
     if phase.interrupted:
         parts.append(f"{phase.interrupted} interrupted")
     parts += [f"{phase.pending} pending", f"{phase.failed} failed", f"{phase.diverged} diverged"]
+    if phase.unreadable:
+        parts.append(f"{phase.unreadable} unreadable")
     if phase.restarts:
         parts.append(f"{phase.restarts} restarts survived")
+    if phase.damaged_lines:
+        parts.append(f"{phase.damaged_lines} damaged record lines skipped")
     return f"{phase.name}: " + ", ".join(parts)
 
 

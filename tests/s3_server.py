@@ -28,10 +28,18 @@ class S3Server:
 
     endpoint: str
     bucket: str
+    credentials_file: Path
 
     @property
     def env(self) -> dict[str, str]:
-        return {**CREDENTIALS, "AWS_ENDPOINT_URL": self.endpoint}
+        """What a client needs: the endpoint, the region, and the keys in a credentials file, as
+        gloss asks (keys in the environment would reach Ray's logs)."""
+        return {
+            "AWS_SHARED_CREDENTIALS_FILE": str(self.credentials_file),
+            "AWS_DEFAULT_REGION": CREDENTIALS["AWS_DEFAULT_REGION"],
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_ENDPOINT_URL": self.endpoint,
+        }
 
     def uri(self, *parts: str) -> str:
         return "/".join([f"s3://{self.bucket}", *parts])
@@ -84,7 +92,7 @@ def s3_server(
     try:
         if not prefix:
             wait_until_listening(host, port, process)
-        server = S3Server(f"http://{host}:{port}", bucket)
+        server = S3Server(f"http://{host}:{port}", bucket, write_credentials(log.parent / "aws-credentials"))
         _make_bucket(server, process)
         yield server
     finally:
@@ -94,6 +102,17 @@ def s3_server(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def write_credentials(path: Path, secret: str = CREDENTIALS["AWS_SECRET_ACCESS_KEY"]) -> Path:
+    """Keys as the default profile of an AWS credentials file, readable by its owner only (moto
+    takes any secret)."""
+    path.touch(mode=0o600)
+    path.write_text(
+        f"[default]\naws_access_key_id = {CREDENTIALS['AWS_ACCESS_KEY_ID']}\n"
+        f"aws_secret_access_key = {secret}\n"
+    )
+    return path
 
 
 def _server_env() -> dict[str, str]:

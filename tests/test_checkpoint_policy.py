@@ -3,6 +3,7 @@ trials' trainer states through the storage's own filesystem (local folders, and 
 moto server on 127.0.0.1), end to end with `gloss run --storage s3://...`."""
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -116,7 +117,7 @@ def test_states_are_deleted_through_a_filesystem_not_os_paths(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def s3_endpoint():
+def s3_endpoint(tmp_path_factory):
     """A moto S3 server on 127.0.0.1 with one bucket; the environment that points S3 at it."""
     server_module = pytest.importorskip("moto.server")
     server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -124,8 +125,7 @@ def s3_endpoint():
     host, port = server.get_host_and_port()
     env = {
         "AWS_ENDPOINT_URL": f"http://{host}:{port}",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SHARED_CREDENTIALS_FILE": str(credentials(tmp_path_factory.mktemp("aws") / "credentials")),
         "AWS_REGION": "us-east-1",
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_EC2_METADATA_DISABLED": "true",
@@ -141,6 +141,12 @@ def s3_endpoint():
     filesystem.create_dir(BUCKET)
     yield env, filesystem
     server.stop()
+
+
+def credentials(path: Path) -> Path:
+    """moto's test keys in a credentials file: gloss refuses keys in the environment."""
+    path.write_text("[default]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
+    return path
 
 
 def test_states_are_deleted_on_s3(s3_endpoint):

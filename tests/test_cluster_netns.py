@@ -2,7 +2,8 @@
 trials and two one-CPU workers, each in its own network and mount namespace, with an S3-compatible
 server as the only shared storage. Driven from the head with `gloss run --address`, as on a real
 cluster: a folder on the head is refused before any trial starts; a study on the bucket completes
-although one worker is SIGKILLed mid-trial, and the moved trial ends exactly as if uninterrupted."""
+although one worker is SIGKILLed mid-trial, and the moved trial ends exactly as if uninterrupted;
+and no node's Ray logs hold the bucket's key or Ray's token."""
 
 import json
 import math
@@ -18,6 +19,8 @@ import yaml
 
 from tests.cluster.netns import available, leftovers, netns_cluster
 from tests.processes import uninterrupted_run, wait_for
+from tests.s3_server import CREDENTIALS
+from tests.test_security import secrets_found
 
 pytestmark = [pytest.mark.cluster, pytest.mark.skipif(bool(available()), reason=available() or "ok")]
 
@@ -146,3 +149,18 @@ def test_study_on_a_bucket_survives_a_worker_killed_without_warning(cluster, dat
     for key in ("best_score", "selected_test_macro_f1", "selected_test_accuracy", "train_loss"):
         assert math.isclose(rows[-1][key], expected[key], rel_tol=1e-9, abs_tol=1e-12), key
     assert any(key.endswith("report/report.html") for key in files), "the report sits in the bucket"
+    check_no_secret_in_node_logs(cluster)
+
+
+def check_no_secret_in_node_logs(cluster) -> None:
+    """Neither the bucket's secret key (in the nodes' credentials file) nor Ray's token (in their
+    environment) is in any Ray log of the head or the surviving worker, which live in each
+    node's private /tmp; control: a secret planted in one of those logs is found."""
+    values = {"AWS_SECRET_ACCESS_KEY": CREDENTIALS["AWS_SECRET_ACCESS_KEY"], "ray token": cluster.token}
+    roots = [Path(f"/proc/{cluster.processes[role].pid}/root/tmp/ray") for role in ("head", "w1")]
+    logs = [path for root in roots for path in root.glob("session_*/logs/*") if path.is_file()]
+    assert {path.parts[2] for path in logs} == {str(cluster.processes[r].pid) for r in ("head", "w1")}
+    assert secrets_found(roots, values) == set()
+    planted = max(logs, key=lambda path: path.stat().st_size)
+    planted.write_bytes(planted.read_bytes() + cluster.token.encode())
+    assert secrets_found(roots, values) == {(planted, "ray token")}

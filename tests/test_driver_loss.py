@@ -34,8 +34,12 @@ PROTOCOL = {
 }
 
 
-def run_killed_then_resumed(spec: dict, tmp_path, data_dir, sig: int, phase: str, after: int) -> None:
-    """Start the study, send `sig` once `after` trials of `phase` finished, resume to the end."""
+def run_killed_then_resumed(
+    spec: dict, tmp_path, data_dir, sig: int, phase: str, after: int, folders: dict[str, int]
+) -> None:
+    """Start the study, send `sig` once `after` trials of `phase` finished, resume to the end;
+    then each phase holds exactly `folders[phase]` trial folders (a trial run again, even into a
+    new folder, is caught here, not hidden by the analysis' de-duplication)."""
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(spec))
     args = [
@@ -60,6 +64,9 @@ def run_killed_then_resumed(spec: dict, tmp_path, data_dir, sig: int, phase: str
     assert resumed.wait(timeout=400) == 0, (tmp_path / "second.log").read_text()[-3000:]
     for trial, text in before.items():
         assert (trial / "result.json").read_text() == text, f"{trial.name} was rerun"
+    found = {name: len(list((study / name).glob("*/result.json"))) for name in folders}
+    assert found == folders, "one folder per planned trial"
+    assert "duplicate" not in (tmp_path / "second.log").read_text()
 
 
 def check_final_results(study_folder, data_dir) -> None:
@@ -75,12 +82,13 @@ def check_final_results(study_folder, data_dir) -> None:
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
 def test_killed_grid_resumes_without_rerunning_finished_trials(sig, tmp_path, data_dir):
-    run_killed_then_resumed(GRID, tmp_path, data_dir, sig, "grid", after=1)
+    run_killed_then_resumed(GRID, tmp_path, data_dir, sig, "grid", after=1, folders={"grid": 4})
     check_final_results(tmp_path / "killed", data_dir)
 
 
 def test_protocol_killed_in_its_final_phase_resumes(tmp_path, data_dir):
-    run_killed_then_resumed(PROTOCOL, tmp_path, data_dir, signal.SIGKILL, "final", after=1)
+    folders = {"search": 2, "final": 4}
+    run_killed_then_resumed(PROTOCOL, tmp_path, data_dir, signal.SIGKILL, "final", after=1, folders=folders)
     check_final_results(tmp_path / "killed-protocol", data_dir)
 
 
@@ -89,7 +97,8 @@ SEARCH["search"] = {"trials": 3, "max_concurrent": 1}
 
 
 def test_search_killed_after_its_first_trial_resumes_without_repeating_itself(tmp_path, data_dir):
-    run_killed_then_resumed(SEARCH, tmp_path, data_dir, signal.SIGKILL, "search", after=1)
+    folders = {"search": 3}
+    run_killed_then_resumed(SEARCH, tmp_path, data_dir, signal.SIGKILL, "search", after=1, folders=folders)
     final = final_results(load_runs(tmp_path / "killed-search"))
     assert len(final) == 3, "the search stopped at its budget"
     assert (final["outcome"] == "completed").all()

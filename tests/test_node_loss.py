@@ -1,5 +1,6 @@
-"""Node loss: in a two-node cluster on 127.0.0.1 the worker node is removed mid-study; its trials
-continue on the remaining node from their checkpoints and every trial completes."""
+"""Node loss: in a two-node cluster on 127.0.0.1 the worker node is SIGKILLed mid-study, all its
+processes at once and without grace; its trials continue on the remaining node from their
+checkpoints and every trial completes."""
 
 import json
 import subprocess
@@ -46,6 +47,7 @@ def test_trials_of_a_lost_node_finish_on_the_other(tmp_path, data_dir):
     assert run.returncode == 0, run.stderr[-3000:]
     outcome = json.loads(run.stdout.strip().splitlines()[-1])
     assert outcome["code"] == 0 and outcome["address"].startswith("127.0.0.1:")
+    assert len(outcome["killed"]) >= 2, "the node's raylet and at least one trial worker were killed"
     assert len(outcome["trials"]) == 4 and set(outcome["statuses"].values()) == {"completed"}
     moved = [rows for rows in outcome["trials"].values() if any(on_worker for _, on_worker, _ in rows)]
     assert moved, "a trial ran on the worker before it was removed"

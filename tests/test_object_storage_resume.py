@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from tests.processes import start_gloss, wait_for
-from tests.s3_server import s3_server
+from tests.s3_server import CREDENTIALS, s3_server
 
 pytestmark = pytest.mark.faults  # a minute each: `make test-cluster` runs them
 
@@ -52,8 +52,8 @@ def test_killed_driver_resumes_on_object_storage(tmp_path, data_dir):
     with s3_server(tmp_path / "s3.log") as s3:
         fs = pyarrow.fs.S3FileSystem(
             endpoint_override=s3.endpoint,
-            access_key=s3.env["AWS_ACCESS_KEY_ID"],
-            secret_key=s3.env["AWS_SECRET_ACCESS_KEY"],
+            access_key=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            secret_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         )
         root = f"{s3.bucket}/studies/s3-resume"
         args = ["run", str(spec), "--storage", s3.uri("studies"), "--data-dir", str(data_dir)]

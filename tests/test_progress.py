@@ -5,11 +5,20 @@ from types import SimpleNamespace
 from study.progress import Progress
 
 
-def trial(trial_id: str, status: str, record_status: str | None = None, score: float | None = None):
+def trial(
+    trial_id: str,
+    status: str,
+    record_status: str | None = None,
+    score: float | None = None,
+    epoch: int | None = None,
+    config: dict | None = None,
+):
     result = {"status": record_status} if record_status else {}
     if score is not None:
         result |= {"best_score": score, "monitor": "val_macro_f1", "dataset": "r8", "loss": "ce", "seed": 0}
-    return SimpleNamespace(trial_id=trial_id, status=status, last_result=result)
+    if epoch is not None:
+        result["epoch"] = epoch
+    return SimpleNamespace(trial_id=trial_id, status=status, last_result=result, config=config or {})
 
 
 def fields(line: str) -> list[str]:
@@ -59,3 +68,39 @@ def test_a_trial_stopped_by_the_scheduler_is_done_and_not_running():
     stopped, other = trial("a", "RUNNING", "epoch"), trial("b", "RUNNING", "epoch")
     progress.on_trial_complete(0, [stopped, other], stopped)  # ASHA stops it: no pending trial
     assert fields(progress.line([stopped, other]))[:3] == ["1/2 done", "1 running", "0 pending"]
+
+
+def test_the_estimate_counts_epochs_from_the_first_one(monkeypatch):
+    """Before any trial ends: seconds per epoch so far x epochs the phase may still run (each
+    unfinished trial up to its bound, the plan's bound for trials not created yet)."""
+    now = [100.0]
+    monkeypatch.setattr("study.progress.time.monotonic", lambda: now[0])
+    progress = Progress("grid", 3, epochs=10)
+    config = {"dataset": "r8", "loss": "ce", "seed": 0, "epochs": 10}
+    a = trial("a", "RUNNING", "running", epoch=2, config=config)
+    b = trial("b", "RUNNING", "running", epoch=3, config={**config, "loss": "gloss", "epochs": 6})
+    assert progress.estimate([trial("a", "RUNNING")], 0.0) == ""
+    now[0] += 50.0  # 5 epochs in 50 s: 10 s an epoch; left (10-2) + (6-3) + 10 not created = 21
+    line = progress.line([a, b])
+    assert "about 0:03:30 left (at most 21 epochs to go)" in line, line
+    assert "r8-ce-s0 2/10, r8-gloss-s0 3/6" in line, line
+
+
+def test_a_terminal_gets_a_live_line_that_later_lines_overwrite(capsys):
+    progress = Progress("grid", 2, epochs=4, live=True)
+    progress.last_draw = 0.0
+    config = {"dataset": "r8", "loss": "ce", "seed": 0, "epochs": 4}
+    a = trial("a", "RUNNING", "running", epoch=1, config=config)
+    progress.on_trial_result(0, [a], a, a.last_result)
+    drawn = capsys.readouterr().err
+    assert not drawn.endswith("\n") and "r8-ce-s0 1/4" in drawn
+    progress.report([a])
+    assert capsys.readouterr().err.startswith("\r\x1b[K"), "the next line clears the live one"
+
+
+def test_no_live_line_when_not_a_terminal(capsys):
+    progress = Progress("grid", 2, epochs=4, live=False)
+    progress.last_draw = 0.0
+    a = trial("a", "RUNNING", "running", epoch=1)
+    progress.on_trial_result(0, [a], a, a.last_result)
+    assert capsys.readouterr().err == "", "one line per update, at endings and every 30 s"

@@ -3,6 +3,7 @@ SIGKILLed, after `--resume` finished it, and for a protocol's phases not started
 
 import json
 import re
+import shutil
 import signal
 from pathlib import Path
 
@@ -134,3 +135,20 @@ def test_a_missing_study_is_one_line_and_status_2(tmp_path, capsys):
     assert main(["status", str(tmp_path / "absent")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no such study folder" in err
+
+
+def test_status_json_is_versioned_and_says_what_the_text_says(tmp_path, capsys):
+    study = Path(shutil.copytree(Path(__file__).parent / "fixtures" / "study", tmp_path / "study"))
+    assert main(["status", str(study)]) == 0
+    text = capsys.readouterr().out
+    assert main(["status", str(study), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["version"] == 1 and shown["study"] == str(study) and shown["driver"] is None
+    for phase in shown["phases"]:
+        line = next(line for line in text.splitlines() if line.startswith(f"{phase['name']}: "))
+        assert line.startswith(f"{phase['name']}: {phase['done']}/{phase['done'] + phase['diverged']} done")
+        assert f"{phase['diverged']} diverged" in line and f"{phase['pending']} pending" in line
+    best = {(row["dataset"], row["loss"]): row["best_score"] for row in shown["best"]}
+    for (dataset, loss), score in best.items():
+        assert re.search(rf"^  {dataset}\s+{re.escape(loss)}\s+{score:.4f} ", text, re.MULTILINE)
+    assert f"--resume would rerun: {'; '.join(shown['resume'])}" in text

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.s3_server import CREDENTIALS, S3Server, s3_server
+from tests.s3_server import S3Server, s3_server
 
 RAY_PORT = 6379
 PREFIX = "gls"
@@ -123,8 +123,7 @@ class NetnsCluster:
             "GLOSS_CACHE_DIR": "/tmp/gloss-cache",
             "HF_HUB_OFFLINE": "1",
             "TOKENIZERS_PARALLELISM": "false",
-            **CREDENTIALS,
-            "AWS_ENDPOINT_URL": self.s3.endpoint,
+            **self.s3.env,
         }
 
     def in_host(self, host: Host, command: list[str]) -> list[str]:
