@@ -63,8 +63,7 @@ def headline_trials(final: pd.DataFrame) -> pd.DataFrame:
 
 def summary_table(final: pd.DataFrame, metric: str = RESULT_METRIC) -> pd.DataFrame:
     """Dataset x loss cells 'mean +- std (n)' of `metric` in percent ('mean (n = 1: no spread)');
-    '(n, unsearched)' where the
-    row ran at its base configuration because its search chose nothing."""
+    '(n, unsearched)' where the row ran at its base configuration because its search chose nothing."""
     trials = headline_trials(final)
     if trials.empty:
         return pd.DataFrame()
