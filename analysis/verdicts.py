@@ -51,6 +51,7 @@ NOT_SETTINGS = {
     "dataset",
     "loss",
     "method",
+    "tags",
     "seed",
     "study",
     "phase",
@@ -104,8 +105,8 @@ class StudyComparison:
             )
         return (
             f"Underpowered: some cells have {self.fewest_seeds} seed{'s' * (self.fewest_seeds != 1)} "
-            f"(fewer than {ENOUGH_SEEDS}), so most comparisons stay undecided; the seeds each would "
-            "need are listed beside it."
+            f"(fewer than {ENOUGH_SEEDS}), so most comparisons stay undecided; the seeds each one "
+            "would need are listed beside it."
         )
 
     def per_seed_scores(self) -> pd.DataFrame:
