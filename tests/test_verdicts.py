@@ -361,3 +361,12 @@ def test_gloss_analyze_refuses_bad_settings_before_reading(flag, value, tmp_path
 
     assert main(["analyze", str(tmp_path / "missing"), flag, value]) == 2
     assert flag in capsys.readouterr().err
+
+
+def test_hierarchical_without_stan_falls_back_and_says_which_test(monkeypatch):
+    """Asked for the hierarchical test where Stan is missing: the signed-rank test, named as such."""
+    import analysis.bayes
+
+    monkeypatch.setattr(analysis.bayes, "stan_available", lambda: False)
+    result = compare_study(final_frame({"gloss": 0.01}, 3, datasets=("a", "b", "c")), hierarchical=True)
+    assert set(result.protocols[0].across["test"]) == {SIGNED_RANK}
