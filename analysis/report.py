@@ -133,6 +133,7 @@ def build_report(
     rope: float = DEFAULT_ROPE,
     correction: str = "holm",
     hierarchical: bool = False,
+    split: bool = True,
 ) -> Path | str:
     """Analyse the studies under `paths` into `out`; returns the HTML report's path. An `out` URI
     (s3://bucket/prefix/report) gets the files built in a local temporary folder, uploaded one
@@ -141,13 +142,13 @@ def build_report(
     settings = dict(metric=metric, baseline=baseline, alpha=alpha, rope=rope, correction=correction)
     if is_uri(str(out)):
         with tempfile.TemporaryDirectory(prefix="gloss-report-") as folder:
-            build_report(*paths, out=folder, hierarchical=hierarchical, **settings)
+            build_report(*paths, out=folder, hierarchical=hierarchical, split=split, **settings)
             upload_folder(Path(folder), str(out))
         return join(str(out), "report.html")
     runs = load_runs(*paths)
     final = final_results(runs)
     trials = finished(comparison_trials(final))
-    result = compare_study(final, hierarchical=hierarchical, **settings)
+    result = compare_study(final, hierarchical=hierarchical, split=split, **settings)
     report = Report(Path(out))
     title = "gloss-study report: " + ", ".join(sorted({str(s) for s in runs["study"].dropna()}))
     if result.protocols:

@@ -46,6 +46,9 @@ ACROSS_COLUMNS = [
     "test",
     "verdict",
 ]
+#: The protocol name when the user compares integrated and standalone rows together (split=False).
+TOGETHER = "all"
+DESCRIPTIONS = {**PROTOCOLS, TOGETHER: "integrated and standalone rows together, as asked (split=False)"}
 #: Config fields that name a trial rather than configure it; never listed as its configuration.
 NOT_SETTINGS = {
     "dataset",
@@ -127,6 +130,7 @@ def compare_study(
     decision: float = DECISION,
     hierarchical: bool = False,
     power: float = POWER,
+    split: bool = True,
 ) -> StudyComparison:
     """Compare the rows of a study's finished comparison trials (`final_results`), per protocol.
 
@@ -135,10 +139,11 @@ def compare_study(
     statsmodels' `multipletests`, applied across every dataset x pair the protocol's table tests.
     `hierarchical` asks for baycomp's hierarchical test across datasets (needs Stan, a minute or
     more to compile once per machine); otherwise, and where it cannot run, the Bayesian signed-rank
-    test on dataset means; each result names its test."""
+    test on dataset means; each result names its test. `split=False` compares integrated and
+    standalone rows together, as one experiment, when the user asks for it."""
     check_settings(rope, alpha, correction, decision)
     trials = finished(comparison_trials(final))
-    trials = trials.assign(protocol=protocol(trials)).dropna(subset=[metric])
+    trials = trials.assign(protocol=protocol(trials) if split else TOGETHER).dropna(subset=[metric])
     settings = dict(rope=rope, alpha=alpha, correction=correction, decision=decision, power=power)
     protocols = tuple(
         _protocol_comparison(name, group, metric, baseline, hierarchical, settings)
@@ -214,7 +219,7 @@ def _protocol_comparison(
     )
     return ProtocolComparison(
         protocol=name,
-        description=PROTOCOLS[name],
+        description=DESCRIPTIONS[name],
         reference=reference,
         scores=scores,
         pairs=table,

@@ -108,6 +108,9 @@ def add_analyze(commands) -> None:
     analyze.add_argument(
         "--hierarchical", action="store_true", help="baycomp's hierarchical test across datasets (needs Stan)"
     )
+    analyze.add_argument(
+        "--together", action="store_true", help="compare integrated and standalone rows as one experiment"
+    )
     analyze.set_defaults(handler=analyze_command)
 
 
@@ -312,6 +315,7 @@ def analyze_command(args: argparse.Namespace) -> int:
     from analysis.storage import join
 
     settings = {"rope": args.rope / 100, "correction": args.correction, "baseline": args.baseline}
+    settings["split"] = not args.together
     if not 0 <= args.rope < 20:
         raise GlossError(
             f"--rope {args.rope}: the ROPE is in points of the metric, from 0 to 20 (default 0.5)."

@@ -254,6 +254,9 @@ def test_integrated_and_standalone_rows_are_separate_comparisons():
     # Control: the same rows as one protocol would rank all four together.
     merged = compare_study(final.assign(monitor="val_macro_f1"))
     assert len(merged.protocols) == 1 and len(merged.protocols[0].ranking.methods) == 4
+    together = compare_study(final, split=False)  # the user's choice: one experiment
+    assert [p.protocol for p in together.protocols] == ["all"]
+    assert len(together.protocols[0].ranking.methods) == 4
 
 
 def test_verdicts_better_equivalent_and_undecided():
@@ -353,6 +356,12 @@ def test_gloss_analyze_prints_two_comparisons(tmp_path, capsys):
     assert "standalone rows (selected on validation silhouette" in out
     assert out.count("P(a better)") >= 2 and "a - b, points [95% CI]" in out and "detectable, points" in out
     assert "undecided: add" in out and "Underpowered" in out and "Iman-Davenport" in out
+    assert main(["analyze", str(study), "--summary", "--together"]) == 0
+    together = capsys.readouterr().out
+    assert (
+        "all rows (integrated and standalone rows together" in together
+        and "standalone rows (" not in together
+    )
 
 
 @pytest.mark.parametrize(("flag", "value"), [("--rope", "50"), ("--correction", "nope")])
