@@ -34,7 +34,7 @@ from analysis.verdict_text import (
     settings_frame,
     settings_sentence,
 )
-from analysis.verdicts import DEFAULT_ROPE, StudyComparison, compare_study
+from analysis.verdicts import DEFAULT_ROPE, ProtocolComparison, StudyComparison, compare_study
 from common.atomic import write_text
 from common.records import PROVENANCE_FILE
 
@@ -155,7 +155,7 @@ def build_report(
         report.text(html.escape(result.power_sentence()), "headline")
         report.text(html.escape(settings_sentence(result)), "note")
     overview(report, final)
-    results_section(report, final, trials, metric, baseline, alpha)
+    results_section(report, final, trials, metric, baseline, alpha, correction)
     for comparison in result.protocols:
         verdict_section(report, comparison)
     scores_section(report, result)
@@ -250,10 +250,16 @@ def seed_reuse_note(final: pd.DataFrame) -> str:
 
 
 def results_section(
-    report: Report, final: pd.DataFrame, trials: pd.DataFrame, metric: str, baseline: str, alpha: float
+    report: Report,
+    final: pd.DataFrame,
+    trials: pd.DataFrame,
+    metric: str,
+    baseline: str,
+    alpha: float,
+    correction: str = "holm",
 ) -> None:
     """The results table, then per dataset the seeds' summary and the tests behind its marks."""
-    table = results_table(final, metric, baseline, alpha)
+    table = results_table(final, metric, baseline, alpha, correction)
     if table.mean.empty:
         return
     report.heading(f"Test results ({metric})")
@@ -265,7 +271,7 @@ def results_section(
         report.table(f"seeds-{dataset}", summary)
 
 
-def verdict_section(report: Report, comparison) -> None:
+def verdict_section(report: Report, comparison: ProtocolComparison) -> None:
     """One protocol's comparisons: verdicts per dataset, across datasets, ranks and their diagram."""
     name = comparison.protocol
     report.heading(f"{name.capitalize()} rows: {comparison.description}")

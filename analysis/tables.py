@@ -58,7 +58,7 @@ class ResultTable:
         return (
             f"{self.metric}, mean ± std over seeds in percent; best per dataset in bold; "
             f"{BETTER}/{WORSE}: significantly better/worse than {self.baseline} "
-            f"(paired test over seeds, Holm across the table, alpha {self.alpha})."
+            f"(paired test over seeds, {self.verdicts.correction} across the table, alpha {self.alpha})."
         )
 
     def to_markdown(self) -> str:
@@ -83,14 +83,15 @@ def results_table(
     metric: str = "selected_test_macro_f1",
     baseline: str | None = "ce",
     alpha: float = 0.05,
+    correction: str = "holm",
 ) -> ResultTable:
     """The table of finished comparison trials; a mark where `compare_study`'s paired test against
-    the baseline, corrected (Holm) across its protocol's whole table, is below alpha."""
+    the baseline, corrected (`correction`) across its protocol's whole table, is below alpha."""
     trials = finished(comparison_trials(final))
     stats = trials.groupby(["loss", "dataset"])[metric].agg(["mean", "std", "count"])
     mean, std, n = (stats[c].unstack("dataset") for c in ("mean", "std", "count"))
     baseline = baseline if baseline in mean.index else None
-    verdicts = compare_study(final, metric, baseline, alpha=alpha)
+    verdicts = compare_study(final, metric, baseline, alpha=alpha, correction=correction)
     marks = pd.DataFrame("", index=mean.index, columns=mean.columns)
     for protocol in verdicts.protocols:
         for row in protocol.pairs.itertuples():
