@@ -16,6 +16,15 @@ RESULT_FILE = "result.json"
 EXPERIMENT_STATE = "experiment_state-"
 
 
+def phase_order(folder: str) -> tuple[int, int] | None:
+    """Where a study's folder stands among its experiments: `grid`, then a grown study's
+    `grid+1`, `grid+2` (study/growth.py), in the order of PHASES; None for other folders."""
+    phase, _, stage = folder.partition("+")
+    if phase not in PHASES or not (stage == "" or stage.isdigit()):
+        return None
+    return PHASES.index(phase), int(stage or 0)
+
+
 @dataclass(frozen=True)
 class Layout:
     """`kind` is study, phase, trial or None; `parts` the folders holding the trial records to
@@ -40,10 +49,11 @@ def layout(location: str) -> Layout:
     files, folders = children(location)
     if RESULT_FILE in files:
         return Layout(location, "trial", (location,))
-    phases = tuple(below(location, name) for name in PHASES if name in folders)
+    experiments = sorted((name for name in folders if phase_order(name)), key=phase_order)
+    phases = tuple(below(location, name) for name in experiments)
     if PROVENANCE_FILE in files or phases:
         return Layout(location, "study", phases)
     name = location.rstrip("/").rsplit("/", 1)[-1]
-    if name in PHASES or any(f.startswith(EXPERIMENT_STATE) for f in files):
+    if phase_order(name) or any(f.startswith(EXPERIMENT_STATE) for f in files):
         return Layout(location, "phase", (location,))
     return Layout(location, None, ())

@@ -66,8 +66,15 @@ def report(name: str, rows: list[dict], notes: dict | None = None, smoke: bool =
     for row in cells:
         print("  ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)))
     RESULTS.mkdir(exist_ok=True)
-    payload = {"machine": machine(), "argv": sys.argv, "rows": rows, **(notes or {})}
+    payload = {"machine": machine(), "argv": portable(sys.argv), "rows": rows, **(notes or {})}
     (RESULTS / f"{name}{'_smoke' if smoke else ''}.json").write_text(json.dumps(payload, indent=2) + "\n")
+
+
+def portable(argv: list[str]) -> list[str]:
+    """The command line with paths inside the checkout made relative to it: a committed results
+    file names no folder of the machine that wrote it."""
+    repo = Path(__file__).resolve().parents[1]
+    return [os.path.relpath(arg, repo) if os.path.isabs(arg) else arg for arg in argv]
 
 
 def format_cell(value: object) -> str:

@@ -223,44 +223,79 @@ def run_command(args: argparse.Namespace) -> int:
     if args.tracking is not None:
         spec = dataclasses.replace(spec, tracking=parse_tracking_flag(args.tracking))
     storage = args.storage or spec.storage
-    plan = phases(spec)
-    check_inputs(spec, dry_run=args.dry_run)
     root = storage_root(storage, spec.name)
-    check_trackers(spec.tracking, root)
+    to_run, _ = resumed(args, spec, root)
+    plan = phases(to_run)
+    check_inputs(to_run, dry_run=args.dry_run)
+    check_trackers(to_run.tracking, root)
     if args.dry_run:
-        print_json(plan) if args.json else print_plan(spec, plan, root)
+        print_json(plan) if args.json else print_plan(to_run, plan, root)
         return 0
     refuse_copied_secrets()
     check_writable(root)
     with study_lease(root, args.take_over):
-        return run_and_report(args, spec, plan, storage, root)
+        return run_and_report(args, spec, storage, root)
 
 
-def run_and_report(args: argparse.Namespace, spec, plan, storage: str, root: str) -> int:
-    """Connect to Ray, check the cluster, run every phase, then summarise and report."""
+def resumed(args: argparse.Namespace, spec, root: str):
+    """The spec to run and the stage it grows the study by (study/growth.py): a study that exists
+    is continued only with --resume, and only with seeds, datasets or rows added."""
+    from study.growth import grown
+    from study.provenance import read_provenance
+
+    record = None if args.dry_run and not args.resume else read_provenance(root)
+    if record is None:
+        return spec, None
+    if not args.resume:
+        raise GlossError(
+            f"study '{spec.name}' already exists in {root}; pass --resume to continue or grow it, or "
+            "choose another --storage or study name."
+        )
+    return grown(record, spec)
+
+
+def run_and_report(args: argparse.Namespace, spec, storage: str, root: str) -> int:
+    """Connect to Ray, check the cluster, record the study (and its growth), run every phase,
+    then summarise and report. `spec` is the one given, before `resumed` adapts it."""
     from study.gpu_check import check_gpus
+    from study.growth import stages as study_stages
     from study.launch import RunOptions, run_study, warm_caches
-    from study.provenance import write_provenance
+    from study.provenance import read_provenance, write_provenance
     from study.ray_session import connect
     from study.run_log import log_location, messages_to
     from study.storage_check import check_nodes_share
 
     with messages_to(log_location(root, spec.name), args.verbose) as log:
-        print(f"gloss: Ray's messages and warnings go to {log}", file=sys.stderr)
         connect(args.address, dashboard=args.dashboard)
         check_gpus(spec.resources.gpu, args.address)
         if args.address is None:
             warm_caches(spec)
         else:
             check_nodes_share(root)
-        write_provenance(root, spec)
-        paths = run_study(spec, plan, RunOptions(storage, args.resume, args.max_concurrent))
+        print(f"gloss: Ray's messages and warnings go to {log}", file=sys.stderr)
+        spec, stage = resumed(args, spec, root)  # again, now that this driver holds the lease
+        record = write_provenance(root, spec, read_provenance(root), stage)
+        if stage is not None:
+            print(f"gloss: the study grows by {growth_words(record['growth'][-1]['added'])}", file=sys.stderr)
+        stages = [part.spec(spec) for part in study_stages(record)]
+        paths = run_study(stages, RunOptions(storage, args.resume, args.max_concurrent))
     failed = print_summary(paths)
     if not args.no_report:
         write_report(paths, f"{root}/report")
     if failed:
         print(f"gloss: {failed} trials failed (see above); the others' results are kept.", file=sys.stderr)
     return 1 if failed else 0
+
+
+def growth_words(added: dict) -> str:
+    """{'seeds': [3, 4], 'losses': ['scl']} -> 'seeds 3, 4; rows scl'."""
+    from study.growth import row_name
+
+    names = {"seeds": "seeds", "datasets": "datasets", "losses": "rows"}
+    return "; ".join(
+        f"{names[key]} {', '.join(str(row_name(v)) if key == 'losses' else str(v) for v in values)}"
+        for key, values in added.items()
+    )
 
 
 def print_plan(spec, plan, root: str) -> None:

@@ -3,13 +3,14 @@ interrupted ones with Tuner.restore (finished trials are never rerun)."""
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from analysis.storage import filesystem, join, native_scheme
 from common.errors import GlossError, StudyInterrupted
 from common.records import FINISHED, SEARCH_METRIC, SEARCH_MODE
-from study.plan import Phase, final_phase
+from study.plan import Phase, final_phase, new_trials, phases
 from study.spec import StudySpec
 
 
@@ -28,17 +29,32 @@ def storage_root(storage: str, study: str) -> str:
     return join(storage, study)
 
 
-def run_study(spec: StudySpec, plan: list[Phase], options: RunOptions) -> list[str]:
-    """Run the planned phases in order (a protocol's final phase is planned from the search's
-    results); returns the experiment folders."""
+def run_study(stages: list[StudySpec], options: RunOptions) -> list[str]:
+    """Run the study's phases in order, each as the experiments of its stages (a grown study's
+    later stages add `<phase>+i` experiments of their new trials beside the earlier ones; a
+    protocol's final phase is planned from every search experiment's results); returns the
+    experiment folders."""
+    spec = stages[-1]
     root = storage_root(options.storage, spec.name)
-    first = plan[0]
-    results = run_phase(spec, first, options, root)
-    paths = [join(root, first.name)]
+    first = staged(stages, lambda stage: phases(stage)[0])
+    results = [run_phase(spec, phase, options, root) for phase in first]
     if spec.kind == "protocol":
-        run_phase(spec, final_phase(spec, best_configs(results)), options, root)
-        paths.append(join(root, "final"))
-    return paths
+        best = best_configs([result for grid in results for result in grid])
+        final = staged(stages, lambda stage: final_phase(stage, best))
+        for phase in final:
+            run_phase(spec, phase, options, root)
+        first += final
+    return [join(root, phase.experiment) for phase in first]
+
+
+def staged(stages: list[StudySpec], plan: Callable[[StudySpec], Phase]) -> list[Phase]:
+    """One phase planned for every stage: all of it for the first stage, then each later
+    stage's trials that the stage before did not cover."""
+    found = [plan(stages[0])]
+    for index in range(1, len(stages)):
+        if part := new_trials(stages[index], plan(stages[index]), stages[index - 1], index):
+            found.append(part)
+    return found
 
 
 def run_phase(spec: StudySpec, phase: Phase, options: RunOptions, root: str):
@@ -53,12 +69,12 @@ def run_phase(spec: StudySpec, phase: Phase, options: RunOptions, root: str):
 
     trainable = tune.with_resources(train_trial, {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu})
     storage = storage_arguments(root)
-    path, custom_fs = f"{storage['storage_path']}/{phase.name}", storage.get("storage_filesystem")
+    path, custom_fs = f"{storage['storage_path']}/{phase.experiment}", storage.get("storage_filesystem")
     if tune.Tuner.can_restore(path, storage_filesystem=custom_fs):
         if not options.resume:
             raise GlossError(
-                f"study '{spec.name}' already has a {phase.name} phase in {path}; pass --resume to "
-                "continue it, or choose another --storage or study name."
+                f"study '{spec.name}' already has a {phase.experiment} phase in {path}; pass --resume "
+                "to continue it, or choose another --storage or study name."
             )
         tuner = tune.Tuner.restore(
             path, trainable=trainable, resume_errored=True, storage_filesystem=custom_fs
@@ -78,14 +94,14 @@ def run_phase(spec: StudySpec, phase: Phase, options: RunOptions, root: str):
                 trial_dirname_creator=trial_folder_name,
             ),
             run_config=tune.RunConfig(
-                name=phase.name,
+                name=phase.experiment,
                 **storage,
                 failure_config=tune.FailureConfig(max_failures=spec.max_failures),
                 checkpoint_config=checkpoint_config,
                 callbacks=[
                     JsonLoggerCallback(),
                     CSVLoggerCallback(),
-                    Progress(phase.name, phase.trials, max(g.config.epochs for g in phase.groups)),
+                    Progress(phase.experiment, phase.trials, max(g.config.epochs for g in phase.groups)),
                     *checkpoint_callbacks,
                     *tracker_callbacks(spec, phase.name, root),
                 ],
@@ -94,7 +110,7 @@ def run_phase(spec: StudySpec, phase: Phase, options: RunOptions, root: str):
         )
     results = tuner.fit()
     if len(results) < phase.trials or results.num_terminated + results.num_errors < len(results):
-        raise StudyInterrupted(f"the {phase.name} phase stopped before its trials ended")
+        raise StudyInterrupted(f"the {phase.experiment} experiment stopped before its trials ended")
     return results
 
 

@@ -52,7 +52,9 @@ class Group:
 
 @dataclass(frozen=True)
 class Phase:
-    """One Tune experiment: its name, its trial count and the searcher that yields its trials."""
+    """One Tune experiment: its phase's name, its trial count and the searcher that yields its
+    trials; `folder` names the experiment when it is not the phase's first (a grown study's
+    `grid+1`, study/growth.py)."""
 
     name: str
     trials: int
@@ -60,6 +62,12 @@ class Phase:
     preview: tuple[str, ...]
     asha: bool = False
     groups: tuple[Group, ...] = ()
+    folder: str = ""
+
+    @property
+    def experiment(self) -> str:
+        """The Tune experiment's name: the folder under the study that holds its trials."""
+        return self.folder or self.name
 
 
 ROW_OWNED = {"dataset", "loss", "method", "loss_params", "seed", "study", "phase", "tags"}
@@ -174,17 +182,21 @@ def ablation_phase(spec: StudySpec) -> Phase:
 
 def search_phase(spec: StudySpec) -> Phase:
     """An independent Optuna search per dataset x searched row, on the search seed."""
-    settings = spec.search
-    groups, preview = [], []
+    groups = []
     for dataset in spec.datasets:
         for row in spec.searched_losses:
             base = checked(spec, base_config(spec, dataset, row, spec.search_seed, "search"))
             space = row_space(spec, row, base)
             groups.append(
-                Group("search", dataset, row, base.loss, (spec.search_seed,), settings.trials, base, space)
+                Group("search", dataset, row, base.loss, (spec.search_seed,), spec.search.trials, base, space)
             )
-            names = ", ".join(space) or "nothing (lr fixed)"
-            preview.append(f"{dataset:>8} {row:<14} {settings.trials} trials over {names}")
+    return searching(spec, tuple(groups))
+
+
+def searching(spec: StudySpec, groups: tuple[Group, ...], folder: str = "") -> Phase:
+    """The search phase (or experiment `folder` of it) over `groups`, one Optuna search each."""
+    settings = spec.search
+    preview = [f"{g.dataset:>8} {g.row:<14} {settings.trials} trials over {searched(g)}" for g in groups]
 
     def searcher() -> GroupedSearch:
         return GroupedSearch(
@@ -206,7 +218,32 @@ def search_phase(spec: StudySpec) -> Phase:
 
     preview.append(f"search trials train on seed {spec.search_seed}")
     trials = len(groups) * settings.trials
-    return Phase("search", trials, searcher, tuple(preview), settings.scheduler == "asha", tuple(groups))
+    return Phase("search", trials, searcher, tuple(preview), settings.scheduler == "asha", groups, folder)
+
+
+def covered(before: StudySpec, dataset: str, row: str, seed: int | None = None) -> bool:
+    """Whether stage `before` planned this dataset x row (x seed)."""
+    return dataset in before.datasets and row in before.rows and (seed is None or seed in before.seeds)
+
+
+def searched(group: Group) -> str:
+    return ", ".join(group.space) or "nothing (lr fixed)"
+
+
+def new_trials(spec: StudySpec, phase: Phase, before: StudySpec, stage: int) -> Phase | None:
+    """The trials of `phase` (planned for `spec`) that the study's earlier stage `before` did not
+    cover, as experiment `<phase>+<stage>`; None when there are none (study/growth.py)."""
+    folder = f"{phase.name}+{stage}"
+    if phase.name == "search":
+        groups = tuple(g for g in phase.groups if not covered(before, g.dataset, g.row))
+        return searching(spec, groups, folder) if groups else None
+    configs = [
+        dataclasses.replace(group.config, seed=seed)
+        for group in phase.groups
+        for seed in group.seeds
+        if not covered(before, group.dataset, group.row, seed)
+    ]
+    return dataclasses.replace(fixed_phase(phase.name, configs), folder=folder) if configs else None
 
 
 def fixed_keys(spec: StudySpec, row: str) -> set[str]:

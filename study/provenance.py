@@ -1,7 +1,6 @@
 """`study.json` in the study root: what ran and where, so a result can be traced back to the spec,
 the code and the machine that produced it (the report shows it; `gloss status` reads the plan)."""
 
-import dataclasses
 import json
 import os
 import platform
@@ -13,27 +12,46 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from analysis.storage import join, write_bytes
+from analysis.storage import exists, join, read_bytes, write_bytes
 from common.records import PROVENANCE_FILE
 
 PACKAGES = ("gloss-study", "torch", "transformers", "ray", "optuna")
 
 
-def write_provenance(root: str, spec) -> str:
-    """Write <root>/study.json (a folder or a URI), replacing the one of an earlier run (a resumed
-    study records the code and machine that resumed it); returns its location."""
+def read_provenance(root: str) -> dict[str, Any] | None:
+    """The study's study.json, or None when it has none (a new study, or one from before it)."""
     location = join(root, PROVENANCE_FILE)
-    write_bytes(location, json.dumps(provenance(spec, sys.argv[1:]), indent=2, default=str).encode())
-    return location
+    return json.loads(read_bytes(location)) if exists(location) else None
 
 
-def provenance(spec, argv: list[str]) -> dict[str, Any]:
-    """The spec as parsed, its phases' trial counts, the command line, versions, commit, machine."""
+def write_provenance(root: str, spec, record: dict[str, Any] | None, stage=None) -> dict[str, Any]:
+    """Write <root>/study.json (a folder or a URI) and return it: the spec the study was started
+    with (kept from `record`, never replaced), each growth (`stage`, study/growth.py: when, by
+    which command, what it added), the plan's trial counts now, and the code and machine of this
+    run (a resumed study records those that resumed it)."""
+    from study.growth import plain, stages
+
+    run = run_facts(sys.argv[1:])
+    started = record["spec"] if record else plain(spec)
+    growth = list(record.get("growth", [])) if record else []
+    if stage is not None:
+        added = stage.added_to(stages(record)[-1])
+        growth.append({"time": run["written"], "command": run["command"], "added": added})
+    written = {"spec": started, "growth": growth, "phases": planned(spec), **run}
+    write_bytes(join(root, PROVENANCE_FILE), json.dumps(written, indent=2, default=str).encode())
+    return written
+
+
+def planned(spec) -> list[dict[str, Any]]:
+    """Each phase's trial count in the plan of `spec` (a grown study's whole plan)."""
     from study.plan import phases
 
+    return [{"name": phase.name, "trials": phase.trials} for phase in phases(spec)]
+
+
+def run_facts(argv: list[str]) -> dict[str, Any]:
+    """The command line, versions, commit and machine of this run."""
     return {
-        "spec": dataclasses.asdict(spec),
-        "phases": [{"name": phase.name, "trials": phase.trials} for phase in phases(spec)],
         "command": ["gloss", *argv],
         "written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "versions": {package: version(package) for package in PACKAGES},

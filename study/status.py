@@ -66,6 +66,7 @@ class StudyStatus:
     driver: str | None
     phases: list[PhaseStatus] = field(default_factory=list)
     best: pd.DataFrame | None = None
+    growth: list[dict] = field(default_factory=list)  # study.json's history of growth
 
 
 def tune_statuses(root: str, phase: str, files: list[str]) -> dict[str, str] | None:
@@ -109,6 +110,8 @@ def study_status(root: str, now: float | None = None) -> StudyStatus:
     status = StudyStatus(root, lease.describe(now) if alive else None)
     files = study_files(root)
     runs, final = pd.DataFrame(columns=["phase"]), pd.DataFrame(columns=["phase", "outcome"])
+    if PROVENANCE_FILE in files:
+        status.growth = json.loads(read_bytes(join(root, PROVENANCE_FILE))).get("growth", [])
     records = [name for name in files if "/" in name and name.rsplit("/", 1)[-1] in RECORD_FILES]
     with_records = sorted({name.split("/", 1)[0] for name in records})
     if with_records:
@@ -195,6 +198,7 @@ def as_json(status: StudyStatus) -> dict:
                  "interrupted", "pending", "failed", "diverged", "unreadable", "restarts",
                  "damaged_lines", "seconds", "left_seconds" (null before a trial ends)}],
      "best": [{"dataset", "loss", "best_score", "monitor", "phase", "seed", "epoch"}],
+     "growth": [{"time", "command", "added": {"seeds"?, "datasets"?, "losses"?}}],
      "resume": ["<phase>: what --resume reruns", ...]}"""
     phases = []
     for phase in status.phases:
@@ -220,6 +224,7 @@ def as_json(status: StudyStatus) -> dict:
         "driver": status.driver,
         "phases": phases,
         "best": best,
+        "growth": status.growth,
         "resume": [] if status.driver else resume,
     }
 
@@ -228,6 +233,9 @@ def render(status: StudyStatus) -> str:
     """The text `gloss status` prints."""
     lines = [f"study {status.root}"]
     lines.append(f"driver: running ({status.driver})" if status.driver else "driver: none (no live lease)")
+    for growth in status.growth:
+        added = "; ".join(f"{key} {json.dumps(values)}" for key, values in growth["added"].items())
+        lines.append(f"grown {growth['time']}: {added} ({' '.join(growth['command'])})")
     rerun, spent, left, unknown = [], 0.0, 0.0, False
     for phase in status.phases:
         if not phase.started:

@@ -93,7 +93,7 @@ payload = {
     "commit": commit,
     "environment": "env -i: fresh HOME, PATH=/usr/local/bin:/usr/bin:/bin, LANG, GLOSS_DATA_DIR, "
     "PIP_CONFIG_FILE=/dev/null (pip sees only the package registry)",
-    "data_dir": data,
+    "data_dir": os.path.relpath(data, os.path.dirname(os.path.dirname(os.path.dirname(out)))),
     "torch": {"__version__": torch_version, "distribution": torch_dist} if torch_dist != "none" else None,
     "rows": [
         {

@@ -1,0 +1,144 @@
+"""Growing a study: `gloss run SPEC --resume` compared with the spec the study was started with.
+
+A study grows by seeds, datasets and rows (`losses`): each growth is a stage whose new trials run
+as Tune experiments of their own (`grid+1`, `search+1`, `final+1`, ...) beside the earlier ones,
+which are never rerun; the records say the same phase (`grid`, `final`), so the analysis sees one
+study. Anything else that changed (a learning rate, the epochs, a row's parameters, a seed
+removed) is refused before any compute, naming each changed key with its old and new value:
+results trained under two settings would be read as one. Settings that change how a study runs,
+not what it measures, may differ between runs (OPERATIONAL)."""
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from common.errors import ConfigError
+from study.spec import StudySpec
+
+OPERATIONAL = {"storage", "max_concurrent", "tracking", "resources", "max_failures", "description"}
+GROWING = ("seeds", "datasets", "losses")
+DERIVED = {"methods"}  # recomputed from `losses`
+
+
+@dataclass(frozen=True)
+class Stage:
+    """What a study covered after its start (stage 0) or after one growth: its seeds, datasets
+    and `losses` entries; the trials of stage i that stage i - 1 did not cover run as experiments
+    named `<phase>+i`."""
+
+    seeds: tuple[int, ...]
+    datasets: tuple[str, ...]
+    losses: tuple[Any, ...]
+
+    def spec(self, spec: StudySpec) -> StudySpec:
+        """`spec` narrowed to this stage (every other setting is the same in every stage)."""
+        return dataclasses.replace(spec, seeds=self.seeds, datasets=self.datasets, losses=self.losses)
+
+    def added_to(self, before: "Stage") -> dict[str, list]:
+        """What this stage adds to `before`: {'seeds': [...], 'datasets': [...], 'losses': [...]}."""
+        rows = {row_name(entry) for entry in before.losses}
+        added = {
+            "seeds": [s for s in self.seeds if s not in before.seeds],
+            "datasets": [d for d in self.datasets if d not in before.datasets],
+            "losses": [entry for entry in self.losses if row_name(entry) not in rows],
+        }
+        return {key: values for key, values in added.items() if values}
+
+
+def row_name(entry: Any) -> str:
+    """A `losses` entry's row name: the registry name, or the mapping's `name` (else its loss)."""
+    return entry if isinstance(entry, str) else entry.get("name") or entry["loss"]
+
+
+def plain(spec: StudySpec) -> dict[str, Any]:
+    """The spec as study.json records it: JSON values (lists, not tuples), derived fields left out."""
+    data = json.loads(json.dumps(dataclasses.asdict(spec), default=str))
+    return {key: value for key, value in data.items() if key not in DERIVED}
+
+
+def stage_of(data: dict[str, Any]) -> Stage:
+    return Stage(tuple(data["seeds"]), tuple(data["datasets"]), tuple(data["losses"]))
+
+
+def stages(record: dict[str, Any]) -> list[Stage]:
+    """The study's stages from its study.json: the spec it started with, then each growth."""
+    current = stage_of(record["spec"])
+    found = [current]
+    for growth in record.get("growth", []):
+        added = growth["added"]
+        current = Stage(
+            current.seeds + tuple(added.get("seeds", ())),
+            current.datasets + tuple(added.get("datasets", ())),
+            current.losses + tuple(added.get("losses", ())),
+        )
+        found.append(current)
+    return found
+
+
+def flat(data: Any, prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'a.b': 1}; lists and scalars are leaves."""
+    if not isinstance(data, dict) or not data:
+        return {prefix: data}
+    leaves: dict[str, Any] = {}
+    for name, item in data.items():
+        leaves |= flat(item, f"{prefix}.{name}" if prefix else str(name))
+    return leaves
+
+
+def changed_keys(started: dict[str, Any], given: dict[str, Any]) -> list[str]:
+    """'key old -> new' for every setting that differs and may not (neither operational nor
+    growing), and for seeds, datasets or rows that were removed or redefined."""
+    old, new = flat(started), flat(given)
+    skipped = OPERATIONAL | set(GROWING) | DERIVED
+    keys = sorted(
+        key
+        for key in old.keys() | new.keys()
+        if key.split(".")[0] not in skipped and key != "training.data_dir" and old.get(key) != new.get(key)
+    )
+    changes = [f"{key} {show(old.get(key))} -> {show(new.get(key))}" for key in keys]
+    for key in ("seeds", "datasets"):
+        if missing := [value for value in started[key] if value not in given[key]]:
+            changes.append(f"{key} {show(started[key])} -> {show(given[key])} (removes {show(missing)})")
+    rows = {row_name(entry): entry for entry in given["losses"]}
+    for entry in started["losses"]:
+        name = row_name(entry)
+        if rows.get(name) != entry:
+            changes.append(f"losses.{name} {show(entry)} -> {show(rows.get(name, 'removed'))}")
+    return changes
+
+
+def show(value: Any) -> str:
+    return json.dumps(value) if value is not None else "unset"
+
+
+def grown(record: dict[str, Any], spec: StudySpec) -> tuple[StudySpec, Stage | None]:
+    """The spec to resume with (a protocol keeps the search seed it started with) and the new
+    stage it adds (None when it adds nothing); refused, before any compute, for any other change."""
+    last = stages(record)[-1]
+    started = {**record["spec"], **dataclasses.asdict(last)}
+    started = json.loads(json.dumps(started, default=str))
+    if changes := changed_keys(started, plain(spec)):
+        raise ConfigError(
+            f"study '{spec.name}' was started with another spec, and --resume only adds seeds, datasets "
+            f"or rows: {'; '.join(changes)}. Restore those values, or give the study a new name "
+            f"(name: {spec.name}-2) to start another."
+        )
+    stage = Stage(spec.seeds, spec.datasets, spec.losses)
+    return kept_search_seed(record, spec), (stage if stage.added_to(last) else None)
+
+
+def kept_search_seed(record: dict[str, Any], spec: StudySpec) -> StudySpec:
+    """A protocol whose search seed followed its seeds (max + 1) keeps the one its search trained
+    on when seeds are added; a new seed equal to it is refused (final results are measured on
+    seeds the search never saw)."""
+    started = record["spec"]
+    if spec.kind != "protocol" or started["search"]["seed"] is not None or spec.search.seed is not None:
+        return spec
+    seed = max(started["seeds"]) + 1
+    if seed in spec.seeds:
+        raise ConfigError(
+            f"seeds: {seed} is the seed this study's search trained on; add other seeds (final "
+            "results are measured on seeds the search never saw)."
+        )
+    return dataclasses.replace(spec, search=dataclasses.replace(spec.search, seed=seed))
