@@ -103,6 +103,16 @@ def add_analyze(commands) -> None:
     analyze.add_argument("--out", help="output folder (default: <first study>/report)")
     analyze.add_argument("--summary", action="store_true", help="print the headline table only")
     analyze.add_argument("--baseline", default="ce", help="the loss others are tested against")
+    analyze.add_argument(
+        "--rope", type=float, default=0.5, help="region of practical equivalence, in points (default 0.5)"
+    )
+    analyze.add_argument("--correction", default="holm", help="multiple-test correction (statsmodels' names)")
+    analyze.add_argument(
+        "--hierarchical", action="store_true", help="baycomp's hierarchical test across datasets (needs Stan)"
+    )
+    analyze.add_argument(
+        "--together", action="store_true", help="compare integrated and standalone rows as one experiment"
+    )
     analyze.set_defaults(handler=analyze_command)
 
 
@@ -357,16 +367,38 @@ def write_report(paths: list[str], out: str, baseline: str = "ce") -> None:
 
 
 def analyze_command(args: argparse.Namespace) -> int:
+    """The headline table, then per protocol the verdicts with their power, then the report."""
+    from analysis import check_settings, compare_study, comparison_text, final_results, load_runs
+    from analysis.bayes import stan_available
+    from analysis.report import build_report
     from analysis.storage import join
 
+    settings = {"rope": args.rope / 100, "correction": args.correction, "baseline": args.baseline}
+    settings["split"] = not args.together
+    if not 0 <= args.rope < 20:
+        raise GlossError(
+            f"--rope {args.rope}: the ROPE is in points of the metric, from 0 to 20 (default 0.5)."
+        )
+    try:
+        check_settings(rope=settings["rope"], correction=args.correction)
+    except ValueError as error:
+        raise GlossError(f"--correction {args.correction}: {error}") from None
+    if args.hierarchical and not stan_available():
+        raise GlossError(
+            "gloss analyze: --hierarchical needs Stan; install it (pip install pystan) or drop the flag."
+        )
     roots = [study_location(study) for study in args.studies]
     parts = [part for root in roots for part in analysed_parts(root)]
     for root in roots:
         if note := running_note(root):
             print(note)
     print_summary(parts)
+    print()
+    result = compare_study(final_results(load_runs(*parts)), hierarchical=args.hierarchical, **settings)
+    print(comparison_text(result))
     if not args.summary:
-        write_report(parts, args.out or join(roots[0], "report"), args.baseline)
+        out = args.out or join(roots[0], "report")
+        print(f"report: {build_report(*parts, out=out, hierarchical=args.hierarchical, **settings)}")
     return 0
 
 

@@ -88,6 +88,7 @@ LEARNING_RATE = {"full": log_uniform(1e-5, 1e-4), "frozen": log_uniform(2e-4, 5e
 LAMBDA = uniform(0.3, 0.95)
 DEFAULT_SPACES: dict[str, dict[str, Distribution]] = {
     "ce": {},
+    "none": {},  # the control row: the head's (or probe's) learning rate only
     "contrastive": {"lam": LAMBDA, "margin": uniform(0.2, 1.5)},
     "cosine_mse": {"lam": LAMBDA},
     "triplet": {"lam": LAMBDA, "margin": log_uniform(0.1, 5.0)},

@@ -41,7 +41,7 @@ def test_tiny_bert_trains_two_epochs_with_each_loss(loss, data_dir):
     assert records[-1]["status"] == "completed"
     last = records[-1]
     assert math.isfinite(last["train_loss"]) and last["samples_per_s"] > 0
-    assert ("train_aux" in last) == (loss != "ce")
+    assert ("train_aux" in last) == (LOSSES[loss].build is not None)
     assert {"val_accuracy", "val_macro_f1", "val_knn_macro_f1", "val_silhouette"} <= set(last)
     best = records[last["best_epoch"] - 1]
     assert last["selected_test_macro_f1"] == best["test_macro_f1"], "test metric of the best val epoch"
@@ -212,3 +212,17 @@ def test_the_fused_optimizer_takes_the_reference_loops_steps(optimizer):
     for ours, theirs in zip(fused_model.parameters(), loop_model.parameters(), strict=True):
         torch.testing.assert_close(ours, theirs)
     assert not torch.allclose(fused_model[0].weight, initial), "the steps moved the parameters"
+
+
+@pytest.mark.parametrize(("loss", "body_trains"), [("none", False), ("ce", True)])
+def test_the_control_row_trains_the_head_alone(loss, body_trains, data_dir):
+    """`none` (the control row) keeps the projection as built, so its embeddings are the untrained
+    encoder's; only the head learns. The same run with `ce` (the control of this test) moves both."""
+    trainer = Trainer(TrialConfig.from_dict({**FROZEN, "loss": loss, "epochs": 2, "data_dir": str(data_dir)}))
+    body = {k: v.clone() for k, v in trainer.model.body.state_dict().items()}
+    head = {k: v.clone() for k, v in trainer.model.head.state_dict().items()}
+    records = list(trainer.run())
+    moved = any(not torch.equal(v, trainer.model.body.state_dict()[k]) for k, v in body.items())
+    assert moved == body_trains
+    assert any(not torch.equal(v, trainer.model.head.state_dict()[k]) for k, v in head.items())
+    assert records[-1]["status"] == "completed" and math.isfinite(records[-1]["train_loss"])
