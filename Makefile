@@ -81,6 +81,7 @@ bench-smoke: $(BENCH_STAMP)
 	$(BIN)/python -m bench.fidelity_correlation --smoke
 	$(BIN)/python -m bench.gpu_hours --smoke
 	$(BIN)/python -m bench.pair_batches --smoke
+	$(BIN)/python -m bench.length_grouping --smoke
 
 lint: $(STAMP)
 	$(BIN)/ruff check common study trainables analysis tests bench

@@ -1,12 +1,12 @@
-"""Convergence: metric-against-epoch curves with BCa bootstrap bands over seeds, per-trial convergence
-figures (epochs to X% of the best, area under the curve, time to the best epoch), and a search's
-best-so-far history."""
+"""Convergence: metric-against-epoch curves with bands over seeds (t below 30 seeds, BCa from 30),
+per-trial convergence figures (epochs to X% of the best, area under the curve, time to the best
+epoch), and a search's best-so-far history."""
 
 import numpy as np
 import pandas as pd
 
 from analysis.select import comparison_trials
-from analysis.stats import bootstrap_ci
+from analysis.stats import mean_interval
 
 
 def curves(
@@ -14,20 +14,20 @@ def curves(
     metric: str = "val_macro_f1",
     by: tuple[str, ...] = ("dataset", "loss"),
     confidence: float = 0.95,
-    resamples: int = 2000,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """Per group and epoch: mean of `metric` over trials (seeds), its BCa bootstrap band (NaN, so
-    not drawn, below 3 trials) and n.
+    """Per group and epoch: mean of `metric` over trials (seeds), the 95% interval of the mean
+    (`mean_interval`: Student's t below 30 seeds, BCa bootstrap from 30; NaN, so not drawn, with
+    one seed), which interval it is, and n.
 
     Trials that stopped early contribute to the epochs they ran, so n can fall with the epoch."""
     rows = comparison_trials(runs).dropna(subset=[metric, "epoch"])
     out = []
     for key, group in rows.groupby([*by, "epoch"], sort=True):
         values = group[metric].to_numpy(dtype=float)
-        low, high = bootstrap_ci(values, confidence, seed, resamples)
-        out.append((*key, values.mean(), low, high, len(values)))
-    return pd.DataFrame(out, columns=[*by, "epoch", "mean", "ci_low", "ci_high", "n"])
+        low, high, interval = mean_interval(values, confidence, seed)
+        out.append((*key, values.mean(), low, high, interval, len(values)))
+    return pd.DataFrame(out, columns=[*by, "epoch", "mean", "ci_low", "ci_high", "interval", "n"])
 
 
 def trial_convergence(

@@ -68,7 +68,8 @@ def paper_table(final: pd.DataFrame) -> pd.DataFrame:
         }
         for metric, key in keys.items():
             ours = 100 * group[f"selected_test_{metric}"]
-            row[f"ours_{metric}"] = f"{ours.mean():.2f} ± {ours.std() if len(ours) > 1 else 0:.2f}"
+            spread = f"± {ours.std():.2f}" if len(ours) > 1 else "(n = 1: no spread)"
+            row[f"ours_{metric}"] = f"{ours.mean():.2f} {spread}"
             if key in reference.index:
                 ref = reference.loc[[key]].iloc[0]
                 row[f"paper_{metric}"] = f"{ref['value']:.2f}" + (
@@ -77,3 +78,22 @@ def paper_table(final: pd.DataFrame) -> pd.DataFrame:
                 row["paper_model"] = ref["model"]
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def paper_caveat(final: pd.DataFrame) -> str:
+    """A sentence when our trials ran at another fidelity or scale than the paper's (full
+    fine-tuning on the whole training sets), so their numbers are not comparable; '' otherwise."""
+    trials = finished(comparison_trials(final))
+    reasons = []
+    fidelities = sorted(set(trials.get("fidelity", pd.Series(dtype=str)).dropna().astype(str)) - {"full"})
+    if fidelities:
+        reasons.append(f"fidelity {', '.join(fidelities)} (the paper fine-tunes the whole encoder)")
+    sizes = pd.to_numeric(trials.get("config/train_size", pd.Series(dtype=float)), errors="coerce").dropna()
+    if len(sizes):
+        reasons.append(f"at most {int(sizes.max())} training examples per dataset")
+    if not reasons:
+        return ""
+    return (
+        "Caveat: these trials ran at " + "; ".join(reasons) + ", not at the paper's scale: the columns "
+        "below are not comparable, and a gap between them says nothing about the losses."
+    )

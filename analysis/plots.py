@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from analysis.stats import Comparison
 from common.atomic import atomic_path
@@ -32,15 +33,19 @@ def _palette(names: list[str]) -> dict[str, tuple]:
 
 
 def convergence_figure(curve: pd.DataFrame, metric: str) -> Figure:
-    """One panel per dataset, one colour per loss: mean over seeds with its bootstrap band."""
+    """One panel per dataset, one colour per loss: mean over seeds with its band (`curves`), in
+    percent, epochs on integer ticks."""
     datasets = sorted(curve["dataset"].unique())
     figure, axes = _grid(len(datasets))
     colours = _palette(list(curve["loss"].unique()))
     for ax, dataset in zip(axes, datasets, strict=True):
         for loss, group in curve[curve["dataset"] == dataset].groupby("loss"):
-            ax.plot(group["epoch"], group["mean"], label=loss, color=colours[loss])
-            ax.fill_between(group["epoch"], group["ci_low"], group["ci_high"], color=colours[loss], alpha=0.2)
-        ax.set(title=dataset, xlabel="epoch", ylabel=metric)
+            ax.plot(group["epoch"], 100 * group["mean"], label=loss, color=colours[loss])
+            ax.fill_between(
+                group["epoch"], 100 * group["ci_low"], 100 * group["ci_high"], color=colours[loss], alpha=0.2
+            )
+        ax.set(title=dataset, xlabel="epoch", ylabel=f"{metric} (%)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0].legend(title="loss", fontsize="small")
     return figure
 
@@ -62,7 +67,8 @@ def cd_diagram(comparison: Comparison) -> Figure:
     ax.grid(False)
     ax.set_xlim(1, len(methods))
     figure.suptitle(
-        f"Mean rank over {comparison.n_blocks} blocks (1 = best); Friedman p = {comparison.friedman_p:.3g}\n"
+        f"Mean rank over {comparison.n_blocks} blocks (1 = best); Friedman p = {comparison.friedman_p:.3g}, "
+        f"Iman-Davenport p = {comparison.iman_davenport_p:.3g}\n"
         "bars join methods not significantly different (pairwise tests, Holm)",
         fontsize="small",
     )
@@ -77,9 +83,13 @@ def ablation_figure(levels: pd.DataFrame, metric: str) -> Figure:
         rows = levels[levels["factor"] == factor]
         below, above = rows["mean"] - rows["ci_low"], rows["ci_high"] - rows["mean"]
         ax.errorbar(
-            rows["level"], rows["mean"], yerr=[below.fillna(0), above.fillna(0)], marker="o", capsize=3
+            rows["level"],
+            100 * rows["mean"],
+            yerr=[100 * below.fillna(0), 100 * above.fillna(0)],
+            marker="o",
+            capsize=3,
         )
-        ax.set(title=factor, xlabel="level", ylabel=metric)
+        ax.set(title=factor, xlabel="level", ylabel=f"{metric} (%)")
         ax.tick_params(axis="x", labelrotation=30)
     return figure
 

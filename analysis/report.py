@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.bayes import HIERARCHICAL, SIGNED_RANK
 from analysis.curves import convergence_summary, curves, search_history, trial_convergence
 from analysis.load import load_runs, parent, saved_test_embeddings
-from analysis.paper import paper_table
+from analysis.paper import paper_caveat, paper_table
 from analysis.plots import (
     ablation_figure,
     cd_diagram,
@@ -22,23 +23,36 @@ from analysis.plots import (
     search_history_figure,
 )
 from analysis.select import comparison_trials, final_results, finished, unsearched
-from analysis.stats import compare, seed_summary
+from analysis.stats import MIN_BOOTSTRAP_N, seed_summary
 from analysis.storage import exists, is_uri, join, read_bytes, upload_folder
 from analysis.summary import outcome_note
 from analysis.tables import ablation_levels, results_table
+from analysis.verdict_text import (
+    across_frame,
+    pair_frame,
+    ranking_sentence,
+    settings_frame,
+    settings_sentence,
+)
+from analysis.verdicts import DEFAULT_ROPE, ProtocolComparison, StudyComparison, compare_study
 from common.atomic import write_text
 from common.records import PROVENANCE_FILE
 
 PROTOCOL = """Model selection uses validation data only: each trial reports test metrics at its best
-validation epoch (macro-F1 of the head; validation silhouette for standalone losses, whose test
-metrics come from a linear probe). Per dataset, each loss is compared with {baseline} over paired
-seeds: a paired t-test with fewer than 6 seeds (a Wilcoxon or exact permutation test cannot reach
-p &lt; 0.05 there), a Wilcoxon signed-rank test from 6 seeds, Cohen's d_z as the effect size, and Holm's
-correction across the comparisons; intervals are 95% BCa bootstrap intervals over seeds. Across
-datasets, losses are ranked per dataset (mean over seeds), tested with Friedman's test, and compared
-pairwise with the same paired tests and Holm's correction (Benavoli et al., JMLR 2016); the
-critical-difference diagram also shows the Nemenyi critical difference (Demšar, JMLR 2006).
-Significance is at alpha = {alpha}.{measures}"""
+validation epoch (macro-F1 of the head; validation silhouette for standalone rows, whose test
+metrics come from a linear probe). Integrated and standalone rows are selected and scored
+differently, so they are compared separately, each with its own ranks. Per dataset, each row is
+compared with {baseline} (else with the untrained control, else every pair) over paired seeds: a
+Bayesian t-test on the seeds' differences (baycomp's posterior, correlation 0, as seeds are
+independent repetitions on one split) gives P(a better), P(equivalent within the ROPE) and P(b
+better); beside it the frequentist test, a paired t-test with fewer than 6 seeds (a Wilcoxon or
+exact permutation test cannot reach p &lt; 0.05 there), a Wilcoxon signed-rank test from 6, with
+{correction}'s correction across every test of the table. "Detectable" is the difference the
+paired t-test would find with power 0.8 at the table's strictest threshold (alpha / tests), given the
+observed spread; "add N seeds" is how many more seeds would detect the observed difference, or show
+equivalence within the ROPE when the observed difference lies inside it. Across datasets: {across};
+Friedman's test with Iman-Davenport's F (Demšar, JMLR 2006, recommends the F), and the Nemenyi
+critical difference on the diagram. Significance is at alpha = {alpha}.{measures}"""
 
 MEASURES = (
     " Silhouettes use the {silhouette} distance on L2-normalised embeddings; the standalone probe is {probe}."
@@ -62,11 +76,12 @@ def measures_sentence(runs: pd.DataFrame) -> str:
 
 STYLE = """
 body {font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em; color: #222}
-table {border-collapse: collapse; margin: 1em 0; font-size: .9em}
+table {border-collapse: collapse; margin: 1em 0; font-size: .9em; display: block; overflow-x: auto}
 td, th {border-bottom: 1px solid #ccc; padding: .3em .6em; text-align: right}
 th {background: #f3f3f3}
 img {max-width: 100%; border: 1px solid #eee}
 .legend, .note {color: #555; font-size: .9em}
+.headline {font-weight: 600; border-left: 4px solid #c60; padding-left: .6em}
 """
 
 
@@ -115,28 +130,49 @@ def build_report(
     metric: str = "selected_test_macro_f1",
     baseline: str = "ce",
     alpha: float = 0.05,
+    rope: float = DEFAULT_ROPE,
+    correction: str = "holm",
+    hierarchical: bool = False,
+    split: bool = True,
 ) -> Path | str:
     """Analyse the studies under `paths` into `out`; returns the HTML report's path. An `out` URI
     (s3://bucket/prefix/report) gets the files built in a local temporary folder, uploaded one
-    by one; the HTML embeds its figures, so it stands alone there too."""
+    by one; the HTML embeds its figures, so it stands alone there too. `rope` is in the metric's
+    units; `hierarchical` asks for baycomp's hierarchical test across datasets (needs Stan)."""
+    settings = dict(metric=metric, baseline=baseline, alpha=alpha, rope=rope, correction=correction)
     if is_uri(str(out)):
         with tempfile.TemporaryDirectory(prefix="gloss-report-") as folder:
-            build_report(*paths, out=folder, metric=metric, baseline=baseline, alpha=alpha)
+            build_report(*paths, out=folder, hierarchical=hierarchical, split=split, **settings)
             upload_folder(Path(folder), str(out))
         return join(str(out), "report.html")
     runs = load_runs(*paths)
     final = final_results(runs)
     trials = finished(comparison_trials(final))
+    result = compare_study(final, hierarchical=hierarchical, split=split, **settings)
     report = Report(Path(out))
     title = "gloss-study report: " + ", ".join(sorted({str(s) for s in runs["study"].dropna()}))
+    if result.protocols:
+        report.text(html.escape(result.power_sentence()), "headline")
+        report.text(html.escape(settings_sentence(result)), "note")
     overview(report, final)
-    results_section(report, final, trials, metric, baseline, alpha)
-    across_datasets(report, trials, metric, alpha)
+    results_section(report, final, trials, metric, baseline, alpha, correction)
+    for comparison in result.protocols:
+        verdict_section(report, comparison)
+    scores_section(report, result)
     convergence_section(report, runs)
     optional_sections(report, runs, final, trials, metric)
     report.heading("Statistical protocol")
+    used = {test for p in result.protocols for test in p.across["test"]} or {SIGNED_RANK}
+    if hierarchical and HIERARCHICAL not in used:
+        used.add(f"not the {HIERARCHICAL}, which was asked for but needs Stan and 2 seeds per dataset")
     report.text(
-        PROTOCOL.format(baseline=html.escape(baseline), alpha=alpha, measures=measures_sentence(runs))
+        PROTOCOL.format(
+            baseline=html.escape(baseline),
+            alpha=alpha,
+            correction=html.escape(correction),
+            across="the " + "; ".join(sorted(used)),
+            measures=measures_sentence(runs),
+        )
     )
     provenance_section(report, paths)
     return report.write(title)
@@ -214,37 +250,61 @@ def seed_reuse_note(final: pd.DataFrame) -> str:
 
 
 def results_section(
-    report: Report, final: pd.DataFrame, trials: pd.DataFrame, metric: str, baseline: str, alpha: float
+    report: Report,
+    final: pd.DataFrame,
+    trials: pd.DataFrame,
+    metric: str,
+    baseline: str,
+    alpha: float,
+    correction: str = "holm",
 ) -> None:
     """The results table, then per dataset the seeds' summary and the tests behind its marks."""
-    table = results_table(final, metric, baseline, alpha)
+    table = results_table(final, metric, baseline, alpha, correction)
     if table.mean.empty:
         return
     report.heading(f"Test results ({metric})")
     report.table("results", table.frame(), table.to_html(), table.to_latex())
     for dataset, group in trials.groupby("dataset"):
-        report.heading(f"{dataset}: over seeds")
-        report.table(
-            f"seeds-{dataset}", seed_summary(group.pivot_table(index="seed", columns="loss", values=metric))
+        report.heading(f"{dataset}: over seeds, in percent")
+        summary = seed_summary(group.pivot_table(index="seed", columns="loss", values=metric))
+        summary[["mean", "std", "ci_low", "ci_high"]] *= 100
+        report.table(f"seeds-{dataset}", summary)
+
+
+def verdict_section(report: Report, comparison: ProtocolComparison) -> None:
+    """One protocol's comparisons: verdicts per dataset, across datasets, ranks and their diagram."""
+    name = comparison.protocol
+    report.heading(f"{name.capitalize()} rows: {comparison.description}")
+    frame = pair_frame(comparison)
+    if len(frame):
+        report.table(f"verdicts-{name}", frame.set_index(["dataset", "a", "b"]))
+        report.text(f"Family of the correction: {html.escape(comparison.family)}.", "legend")
+    if len(comparison.across):
+        report.text(f"Across datasets ({html.escape(comparison.across['test'].iloc[0])}):")
+        report.table(f"verdicts-across-{name}", across_frame(comparison).set_index(["a", "b"]))
+    report.text(html.escape(ranking_sentence(comparison)))
+    if comparison.ranking is not None:
+        report.figure(
+            f"critical-difference-{name}",
+            cd_diagram(comparison.ranking),
+            f"Mean ranks of the {name} rows across {comparison.ranking.n_blocks} datasets.",
         )
-        if dataset in table.comparisons:
-            report.table(f"tests-{dataset}", table.comparisons[dataset].pairwise)
+        report.table(f"ranks-{name}", comparison.ranking.mean_ranks.to_frame())
 
 
-def across_datasets(report: Report, trials: pd.DataFrame, metric: str, alpha: float) -> None:
-    scores = trials.pivot_table(index="dataset", columns="loss", values=metric, aggfunc="mean").dropna()
-    if len(scores) < 2 or scores.shape[1] < 2:
+def scores_section(report: Report, result: StudyComparison) -> None:
+    """The configuration every row ran with, and the per-seed scores as CSV next to the tables."""
+    if result.configurations.empty:
         return
-    comparison = compare(scores, alpha=alpha)
-    report.heading("Across datasets")
+    report.heading("Configurations")
+    report.table("configurations", result.configurations, settings_frame(result).to_html())
+    scores = result.per_seed_scores()
+    write_text(report.out / "tables" / "per-seed-scores.csv", scores.to_csv(index=False))
     report.text(
-        f"Friedman's test over {len(scores)} datasets and {scores.shape[1]} losses: chi-squared "
-        f"{comparison.friedman_statistic:.2f}, p = {comparison.friedman_p:.3g}; Nemenyi critical "
-        f"difference {comparison.critical_difference:.2f} ranks at alpha = {alpha}."
+        f"Per-seed scores of every test above ({len(scores)} rows, fractions): "
+        "<a href='tables/per-seed-scores.csv'>tables/per-seed-scores.csv</a>.",
+        "note",
     )
-    report.figure("critical-difference", cd_diagram(comparison), "Mean ranks of the losses across datasets.")
-    report.table("ranks", comparison.mean_ranks.to_frame())
-    report.table("tests-across-datasets", comparison.pairwise)
 
 
 def convergence_section(report: Report, runs: pd.DataFrame) -> None:
@@ -253,12 +313,20 @@ def convergence_section(report: Report, runs: pd.DataFrame) -> None:
     if curve.empty:
         return
     report.heading("Convergence")
-    report.figure(
-        "convergence",
-        convergence_figure(curve, metric),
-        f"{metric} by epoch: mean and 95% BCa bootstrap band over seeds (from 3 seeds).",
-    )
-    report.table("convergence", convergence_summary(trial_convergence(runs, metric)))
+    report.figure("convergence", convergence_figure(curve, metric), band_caption(curve, f"{metric} by epoch"))
+    summary = convergence_summary(trial_convergence(runs, metric))
+    summary[["best_value", "auc"]] *= 100
+    report.table("convergence", summary.rename(columns={"best_value": "best_value (%)", "auc": "auc (%)"}))
+
+
+def band_caption(curve: pd.DataFrame, what: str) -> str:
+    """The caption of a figure of means with bands, from the seeds its points actually have."""
+    seeds = sorted(set(curve["n"].astype(int)))
+    count = f"{seeds[0]}" if len(seeds) == 1 else f"{seeds[0]} to {seeds[-1]}"
+    if seeds[-1] < 2:
+        return f"{what}, in percent: one seed, so no band (n = 1: no spread)."
+    kind = "BCa bootstrap" if seeds[0] >= MIN_BOOTSTRAP_N else f"Student's t (below {MIN_BOOTSTRAP_N} seeds)"
+    return f"{what}, in percent: mean over {count} seeds and its 95% {kind} band."
 
 
 def optional_sections(
@@ -270,7 +338,7 @@ def optional_sections(
         report.figure(
             "ablation",
             ablation_figure(ablation_levels(ablation, metric), metric),
-            f"{metric} at each level: mean and 95% BCa bootstrap interval over seeds.",
+            band_caption(ablation_levels(ablation, metric), f"{metric} at each level"),
         )
     history = search_history(runs)
     if len(history):
@@ -284,4 +352,6 @@ def optional_sections(
     paper = paper_table(final)
     if len(paper):
         report.heading("Beside the paper's numbers")
+        if caveat := paper_caveat(final):
+            report.text(html.escape(caveat), "headline")
         report.table("paper", paper.set_index(["dataset", "loss"]))

@@ -93,3 +93,24 @@ def unsearched(frame: pd.DataFrame) -> pd.Series:
     if "unsearched" not in frame:
         return pd.Series(False, index=frame.index)
     return frame["unsearched"].map(lambda value: str(value) == "True")
+
+
+INTEGRATED, STANDALONE = "integrated", "standalone"
+PROTOCOLS = {
+    INTEGRATED: "selected on validation macro-F1, scored by the classification head",
+    STANDALONE: "selected on validation silhouette, scored by a linear probe",
+}
+
+
+def protocol(frame: pd.DataFrame) -> pd.Series:
+    """Per row, how its trial was selected and scored, as its records say: standalone where the
+    trial monitored the validation silhouette (and its test scores are a probe's), integrated where
+    it monitored the head's macro-F1. Records without `monitor` fall back on `loss_lambda` (1 means
+    standalone), then on integrated. Rows of different protocols are different experiments."""
+    if "monitor" in frame:
+        standalone = frame["monitor"].astype(str) == "val_silhouette"
+    elif "loss_lambda" in frame:
+        standalone = pd.to_numeric(frame["loss_lambda"], errors="coerce") >= 1.0
+    else:
+        standalone = pd.Series(False, index=frame.index)
+    return standalone.map({True: STANDALONE, False: INTEGRATED})

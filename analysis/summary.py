@@ -62,8 +62,8 @@ def headline_trials(final: pd.DataFrame) -> pd.DataFrame:
 
 
 def summary_table(final: pd.DataFrame, metric: str = RESULT_METRIC) -> pd.DataFrame:
-    """Dataset x loss cells 'mean +- std (n)' of `metric` in percent; '(n, unsearched)' where the
-    row ran at its base configuration because its search chose nothing."""
+    """Dataset x loss cells 'mean +- std (n)' of `metric` in percent ('mean (n = 1: no spread)');
+    '(n, unsearched)' where the row ran at its base configuration because its search chose nothing."""
     trials = headline_trials(final)
     if trials.empty:
         return pd.DataFrame()
@@ -72,8 +72,9 @@ def summary_table(final: pd.DataFrame, metric: str = RESULT_METRIC) -> pd.DataFr
         mean=(metric, "mean"), std=(metric, "std"), count=(metric, "count"), unsearched=("unsearched", "any")
     )
     cells = [
-        f"{100 * r['mean']:.2f} ± {100 * (r['std'] if r['count'] > 1 else 0):.2f} "
-        f"({int(r['count'])}{', unsearched' if r['unsearched'] else ''})"
+        f"{100 * r['mean']:.2f} "
+        + (f"± {100 * r['std']:.2f} ({int(r['count'])}" if r["count"] > 1 else "(n = 1: no spread")
+        + f"{', unsearched' if r['unsearched'] else ''})"
         for _, r in stats.iterrows()
     ]
     return pd.Series(cells, index=stats.index).unstack("loss").fillna("-")

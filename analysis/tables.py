@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.select import comparison_trials, finished
-from analysis.stats import Comparison, bootstrap_ci, compare
+from analysis.stats import mean_interval
+from analysis.verdicts import StudyComparison, compare_study
 
 BETTER, WORSE = "▲", "▼"
 LATEX_MARKS = {BETTER: r"$^{\blacktriangle}$", WORSE: r"$^{\blacktriangledown}$"}
@@ -25,17 +26,19 @@ class ResultTable:
     metric: str
     baseline: str | None
     alpha: float
-    comparisons: dict[str, Comparison]  # per dataset, the tests behind its marks
+    verdicts: StudyComparison  # the tests behind the marks, corrected across each protocol's table
 
     def cell(
         self, loss: str, dataset: str, bold: tuple[str, str] = ("**", "**"), marks: dict | None = None
     ) -> str:
-        """'mean ± std' in percent, with its mark, bold when best in its column."""
+        """'mean ± std' in percent ('mean (n = 1: no spread)' from one seed), with its mark, bold
+        when best in its column."""
         mean = self.mean.loc[loss, dataset]
         if pd.isna(mean):
             return "-"
         std = self.std.loc[loss, dataset]
-        text = f"{100 * mean:.2f} ± {100 * (0 if pd.isna(std) else std):.2f}"
+        spread = "(n = 1: no spread)" if pd.isna(std) else f"± {100 * std:.2f}"
+        text = f"{100 * mean:.2f} {spread}"
         mark = self.marks.loc[loss, dataset]
         text += (marks or {}).get(mark, mark)
         best = self.mean[dataset].max()
@@ -55,7 +58,7 @@ class ResultTable:
         return (
             f"{self.metric}, mean ± std over seeds in percent; best per dataset in bold; "
             f"{BETTER}/{WORSE}: significantly better/worse than {self.baseline} "
-            f"(paired test over seeds, Holm, alpha {self.alpha})."
+            f"(paired test over seeds, {self.verdicts.correction} across the table, alpha {self.alpha})."
         )
 
     def to_markdown(self) -> str:
@@ -80,40 +83,30 @@ def results_table(
     metric: str = "selected_test_macro_f1",
     baseline: str | None = "ce",
     alpha: float = 0.05,
+    correction: str = "holm",
 ) -> ResultTable:
-    """The table of finished comparison trials; marks need the baseline and at least two seeds."""
+    """The table of finished comparison trials; a mark where `compare_study`'s paired test against
+    the baseline, corrected (`correction`) across its protocol's whole table, is below alpha."""
     trials = finished(comparison_trials(final))
     stats = trials.groupby(["loss", "dataset"])[metric].agg(["mean", "std", "count"])
     mean, std, n = (stats[c].unstack("dataset") for c in ("mean", "std", "count"))
     baseline = baseline if baseline in mean.index else None
-    comparisons = {} if baseline is None else dataset_comparisons(trials, metric, baseline, alpha)
+    verdicts = compare_study(final, metric, baseline, alpha=alpha, correction=correction)
     marks = pd.DataFrame("", index=mean.index, columns=mean.columns)
-    for dataset, comparison in comparisons.items():
-        for row in comparison.significant().itertuples():
-            marks.loc[row.a, dataset] = BETTER if row.effect_size > 0 else WORSE
-    return ResultTable(mean, std, n, marks, metric, baseline, alpha, comparisons)
-
-
-def dataset_comparisons(
-    trials: pd.DataFrame, metric: str, baseline: str, alpha: float
-) -> dict[str, Comparison]:
-    """Per dataset, every loss against the baseline over paired seeds (where there are two seeds
-    with every loss scored, the baseline among them)."""
-    comparisons = {}
-    for dataset, group in trials.groupby("dataset"):
-        scores = group.pivot_table(index="seed", columns="loss", values=metric).dropna()
-        if baseline in scores and len(scores) >= 2 and scores.shape[1] >= 2:
-            comparisons[dataset] = compare(scores, baseline=baseline, alpha=alpha)
-    return comparisons
+    for protocol in verdicts.protocols:
+        for row in protocol.pairs.itertuples():
+            if baseline is not None and row.b == baseline and row.p_adjusted < alpha:
+                marks.loc[row.a, row.dataset] = BETTER if row.difference > 0 else WORSE
+    return ResultTable(mean, std, n, marks, metric, baseline, alpha, verdicts)
 
 
 def ablation_levels(final: pd.DataFrame, metric: str, confidence: float = 0.95) -> pd.DataFrame:
     """Per ablation factor and level (in the order the study ran them): mean of `metric` over
-    seeds with its BCa bootstrap interval, and n."""
+    seeds with its interval (`mean_interval`: t below 30 seeds, BCa from 30), and n."""
     rows = []
     for (factor, level), group in final.groupby(["factor", "level"], sort=False):
         values = group[metric].to_numpy(dtype=float)
-        low, high = bootstrap_ci(values, confidence)
+        low, high, _ = mean_interval(values, confidence)
         rows.append(
             (factor, str(level), float(np.nanmean(values)), low, high, int(np.isfinite(values).sum()))
         )

@@ -34,64 +34,22 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
-
 from analysis.paper import paper_results
 from bench.common import RESULTS, parse, report
-from common.paths import resolve_data_dir
+from study.cost import PEAK_TFLOPS, epoch_flops, padded_tokens, parameters
 from study.presets import preset_text
 from study.spec import parse_yaml, spec_from_mapping
-from trainables.data.batches import RandomBatches, length_sorted_chunks
-from trainables.data.corpus import load_corpus
-from trainables.data.splits import make_splits
-from trainables.data.tokens import tokenize
-from trainables.model.encoder import load_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
-PEAK_TFLOPS = 989.0
 MAX_EPOCHS = 200
-
-
-def parameters(model: str) -> int:
-    """Parameters of the encoder: bert-base from BertConfig's defaults (no pooler), else ours."""
-    from transformers import BertConfig, BertModel
-
-    from trainables.model.encoder import load_backbone
-
-    encoder = (
-        BertModel(BertConfig(), add_pooling_layer=False) if model == "bert-base" else load_backbone(model, 0)
-    )
-    return sum(p.numel() for p in encoder.parameters())
 
 
 def planned_trials(preset: str) -> list[dict]:
     """The preset's planned (phase, dataset, row) entries, from the public dry run."""
     command = [sys.executable, "-m", "study.cli", "run", preset, "--dry-run", "--json"]
     out = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=True).stdout
-    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-
-
-def padded_tokens(dataset: str, max_length: int, batch_size: int) -> dict[str, int]:
-    """Padded tokens in one epoch: training (length-grouped batches) and evaluation (validation
-    and test in length-sorted batches of twice the batch size), as the Trainer batches them."""
-    corpus = load_corpus(dataset, resolve_data_dir())
-    splits = make_splits(corpus, val_fraction=0.1, split_seed=0)
-    tokenizer = load_tokenizer("minilm")
-    lengths = {
-        name: np.array([len(ids) for ids in tokenize(texts, tokenizer, max_length)])
-        for name, texts in (
-            ("train", [corpus.train_texts[i] for i in splits.train]),
-            ("val", [corpus.train_texts[i] for i in splits.val]),
-            ("test", list(corpus.test_texts)),
-        )
-    }
-    batches = RandomBatches(np.zeros(len(lengths["train"])), batch_size, 0, lengths["train"]).epoch(1)
-    train = sum(len(b) * int(lengths["train"][b].max()) for b in batches)
-    evaluation = 0
-    for name in ("val", "test"):
-        chunks = length_sorted_chunks(lengths[name], 2 * batch_size)
-        evaluation += sum(len(c) * int(lengths[name][c].max()) for c in chunks)
-    return {"train": train, "eval": evaluation, "documents": len(lengths["train"])}
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    return [line for line in lines if "phase" in line]  # the last line is the dry run's own bill
 
 
 def published_epochs() -> dict[tuple[str, str], float]:
@@ -124,11 +82,6 @@ def cpu_rate() -> float:
     return 6 * parameters("minilm") * row["tokens"] * row["batch"] / row["step_s"]
 
 
-def epoch_flops(tokens: dict, size: int) -> float:
-    """Training and evaluation FLOPs of one epoch of a model of `size` parameters."""
-    return size * (6 * tokens["train"] + 2 * tokens["eval"])
-
-
 def schedule(durations: list[float], gpus: int) -> float:
     """Makespan of trials packed longest-first onto `gpus` GPUs."""
     loads = [0.0] * gpus
@@ -156,6 +109,18 @@ def bill(entries, tokens, size, epochs_of, rate, gpus, promote, concurrency) -> 
         wall = sum(schedule(d, gpus) for d in by_phase.values())
         result[arm] = {"gpu_hours": total / 3600, "wall_hours": max(wall, *chains[arm]) / 3600}
     return result
+
+
+def test_hours(entries, tokens, size, epochs_of, rate) -> float:
+    """GPU-hours spent embedding the test split at `epochs_of` epochs per trial. Since the test
+    split is embedded only at epochs that become the best on validation, a trial that stopped
+    early skips at least its last `patience` epochs: this at min(patience, epochs) is the least
+    the plain bill saves, at every epoch the most."""
+    return (
+        sum(e["trials"] * epochs_of(e) * 2 * size * tokens[e["dataset"]]["test"] for e in entries)
+        / rate
+        / 3600
+    )
 
 
 def main() -> None:
@@ -188,6 +153,8 @@ def main() -> None:
         result = bill(entries, tokens, size, epochs_of, rate[0], args.gpus, args.promote, concurrency)
         for arm, figures in result.items():
             rows.append({"epochs": name, "search": arm, **figures})
+    published_of = assumptions["published early-stopping epochs"]
+    patience = first["patience"] or 0
     per_dataset = [
         {"dataset": d, **t, "gflop_per_epoch": epoch_flops(t, size) / 1e9} for d, t in tokens.items()
     ]
@@ -203,6 +170,12 @@ def main() -> None:
             "promote": args.promote,
             "datasets": per_dataset,
             "trials": {p: sum(e["trials"] for e in entries if e["phase"] == p) for p in ("search", "final")},
+            "test_evaluation_published_epochs": {
+                "gpu_hours_every_epoch": test_hours(entries, tokens, size, published_of, rate[0]),
+                "saved_at_least_gpu_hours": test_hours(
+                    entries, tokens, size, lambda e: min(patience, published_of(e)), rate[0]
+                ),
+            },
         },
         smoke=args.smoke,
     )

@@ -8,8 +8,9 @@ Two measurements, both at batch 128:
   whose batch holds another example of their class (a supervised pair loss has nothing to pull
   an example towards without one), and the classes per batch, under random batches and under
   class-aware batches (4 per class), over one epoch of each sampler;
-- effect, trained at frozen MiniLM fidelity as `paper-frozen` trains (Adam, lr 3e-3, up to 60
-  epochs, patience 5): the test macro-F1 of the pair-loss rows (scl+ce integrated; triplet and
+- effect, trained at frozen MiniLM fidelity (Adam, lr 3e-3 under the trial default schedule,
+  linear decay after a 6% warm-up, not `paper-frozen`'s step schedule; up to 60 epochs,
+  patience 5): the test macro-F1 of the pair-loss rows (scl+ce integrated; triplet and
   cos_sim standalone with margin 5, then the linear probe) and of CE as a control, under each
   sampler, on the datasets and seeds given. Ratio: class-aware over random, per row.
 """

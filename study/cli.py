@@ -77,7 +77,9 @@ def add_run(commands) -> None:
     )
     run.add_argument("--dry-run", action="store_true", help="print trials and resources, run nothing")
     run.add_argument(
-        "--json", action="store_true", help="with --dry-run: one JSON object per phase, dataset and row"
+        "--json",
+        action="store_true",
+        help="with --dry-run: one JSON object per phase, dataset and row, then the bill",
     )
     run.add_argument("--max-concurrent", type=int, metavar="N", help="at most N trials at once")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a spec key")
@@ -115,6 +117,16 @@ def add_analyze(commands) -> None:
     analyze.add_argument("--out", help="output folder (default: <first study>/report)")
     analyze.add_argument("--summary", action="store_true", help="print the headline table only")
     analyze.add_argument("--baseline", default="ce", help="the loss others are tested against")
+    analyze.add_argument(
+        "--rope", type=float, default=0.5, help="region of practical equivalence, in points (default 0.5)"
+    )
+    analyze.add_argument("--correction", default="holm", help="multiple-test correction (statsmodels' names)")
+    analyze.add_argument(
+        "--hierarchical", action="store_true", help="baycomp's hierarchical test across datasets (needs Stan)"
+    )
+    analyze.add_argument(
+        "--together", action="store_true", help="compare integrated and standalone rows as one experiment"
+    )
     analyze.set_defaults(handler=analyze_command)
 
 
@@ -271,7 +283,10 @@ def run_command(args: argparse.Namespace) -> int:
     check_inputs(to_run, dry_run=args.dry_run)
     check_trackers(to_run.tracking, root)
     if args.dry_run:
-        print_json(plan) if args.json else print_plan(to_run, plan, root)
+        from study.cost import study_cost
+
+        costs = study_cost(to_run, plan, args.max_concurrent)
+        print_json(plan, costs) if args.json else print_plan(to_run, plan, root, costs)
         return 0
     refuse_copied_secrets()
     check_writable(root)
@@ -340,7 +355,8 @@ def growth_words(added: dict) -> str:
     )
 
 
-def print_plan(spec, plan, root: str) -> None:
+def print_plan(spec, plan, root: str, costs: dict | str) -> None:
+    from study.cost import ASSUMED_MFU, GPU, PEAK_TFLOPS
     from study.fairness import shared_conditions
 
     resources = f"{spec.resources.cpu:g} CPU, {spec.resources.gpu:g} GPU per trial"
@@ -351,16 +367,34 @@ def print_plan(spec, plan, root: str) -> None:
         print(f"\n{phase.name}: {phase.trials} trials")
         for line in phase.preview:
             print(f"  {line}")
+        if isinstance(costs, dict):
+            print(f"  cost: {costs[phase.name].describe()}")
+    if isinstance(costs, dict):
+        print(f"\ncost in total: {costs['total'].describe()}")
+        print(
+            f"  (every trial at its epoch bound, test split every epoch; {GPU} at {PEAK_TFLOPS:g} dense "
+            f"bf16 TFLOP/s x an assumed MFU of {ASSUMED_MFU}, on the datasets' counted tokens)"
+        )
+    else:
+        print(f"\ncost: {costs}")
 
 
-def print_json(plan) -> None:
+def print_json(plan, costs: dict | str) -> None:
     """One JSON object per line for each (phase, dataset, row): its seeds, trial count, fixed
-    config and search space."""
+    config and search space; then one line {"cost": ...} with each phase's bill and the total
+    (null with the reason in "why" where none is estimated)."""
     import json
+
+    from study.cost import ASSUMED_MFU, GPU
 
     for phase in plan:
         for group in phase.groups:
             print(json.dumps(group.summary(), default=str))
+    if isinstance(costs, str):
+        print(json.dumps({"cost": None, "why": costs}))
+    else:
+        bills = {name: cost.summary() for name, cost in costs.items()}
+        print(json.dumps({"cost": {"gpu": GPU, "mfu": ASSUMED_MFU, **bills}}))
 
 
 def print_summary(paths: list[str]) -> int:
@@ -385,16 +419,38 @@ def write_report(paths: list[str], out: str, baseline: str = "ce") -> None:
 
 
 def analyze_command(args: argparse.Namespace) -> int:
+    """The headline table, then per protocol the verdicts with their power, then the report."""
+    from analysis import check_settings, compare_study, comparison_text, final_results, load_runs
+    from analysis.bayes import stan_available
+    from analysis.report import build_report
     from analysis.storage import join
 
+    settings = {"rope": args.rope / 100, "correction": args.correction, "baseline": args.baseline}
+    settings["split"] = not args.together
+    if not 0 <= args.rope < 20:
+        raise GlossError(
+            f"--rope {args.rope}: the ROPE is in points of the metric, from 0 to 20 (default 0.5)."
+        )
+    try:
+        check_settings(rope=settings["rope"], correction=args.correction)
+    except ValueError as error:
+        raise GlossError(f"--correction {args.correction}: {error}") from None
+    if args.hierarchical and not stan_available():
+        raise GlossError(
+            "gloss analyze: --hierarchical needs Stan; install it (pip install pystan) or drop the flag."
+        )
     roots = [study_location(study) for study in args.studies]
     parts = [part for root in roots for part in analysed_parts(root)]
     for root in roots:
         if note := running_note(root):
             print(note)
     print_summary(parts)
+    print()
+    result = compare_study(final_results(load_runs(*parts)), hierarchical=args.hierarchical, **settings)
+    print(comparison_text(result))
     if not args.summary:
-        write_report(parts, args.out or join(roots[0], "report"), args.baseline)
+        out = args.out or join(roots[0], "report")
+        print(f"report: {build_report(*parts, out=out, hierarchical=args.hierarchical, **settings)}")
     return 0
 
 

@@ -8,8 +8,10 @@ from collections import Counter
 from common.errors import ConfigError
 from common.typed import suggest
 from study.plan import Group, fixed_keys, space_origin
+from study.spaces import configurations
 from study.spec import CONDITIONS, StudySpec, where_in_spec
 from trainables.config import DEFAULT_LR, TrialConfig
+from trainables.data.batches import GROUP_WINDOW
 from trainables.losses import loss_entry
 
 GROUPED = {
@@ -25,7 +27,7 @@ FIXES = {
 }
 NOT_CONDITIONS = {
     "dataset", "loss", "method", "loss_params", "seed", "study", "phase", "tags",
-    "data_dir", "device", "save_embeddings",
+    "data_dir", "device", "save_embeddings", "test_curves",
 }  # fmt: skip
 
 
@@ -129,8 +131,11 @@ def shared_conditions(spec: StudySpec, groups: tuple[Group, ...]) -> list[str]:
     shown = ("batch_sampler", "lr", "epochs", "patience", "monitor")
     shown += ("budget",) if spec.kind in ("search", "protocol") else ()
     lines = []
-    shared = [f"{name} {setting(spec, rows[0], name)[0]}" for name in shown if agree(spec, rows, name)]
+    values = {name: [shown_value(spec, g, name) for g in rows] for name in shown}
+    shared = [f"{name} {values[name][0]}" for name in shown if len(set(values[name])) == 1]
     lines.append("conditions shared by every row: " + "; ".join(shared))
+    if spec.kind in ("search", "protocol"):
+        lines.append(budget_spent(spec, rows))
     declared = ", ".join(spec.differences) or "none"
     if spec.kind == "ablation":
         declared += f"; the ablation varies one factor at a time: {', '.join(spec.ablation.factors)}"
@@ -143,8 +148,49 @@ def shared_conditions(spec: StudySpec, groups: tuple[Group, ...]) -> list[str]:
     return lines
 
 
+def budget_spent(spec: StudySpec, rows: list[Group]) -> str:
+    """How each row's search spends the shared budget: exhaustively where its space is finite
+    and no larger than the budget (every configuration once, so fewer trials), else sampled."""
+    budget = spec.search.trials
+    exhaustive, sampled = [], []
+    for group in rows:
+        if group.row in spec.searched_losses:
+            grid = configurations(group.space, budget)
+            if grid is None:
+                sampled.append(group.row)
+            else:
+                exhaustive.append(f"{group.row} {len(grid)}")
+    parts = []
+    if exhaustive:
+        parts.append(f"exhaustive, every configuration once, for {', '.join(exhaustive)} trials")
+    if sampled:
+        parts.append(
+            f"sampled by {spec.search.sampler} for {', '.join(sampled)} ({budget} trials each over a "
+            "larger space, no configuration twice, fewer if the sampler keeps proposing trained ones)"
+        )
+    return f"budget spent ({budget} search trials per row): " + "; ".join(parts)
+
+
 def agree(spec: StudySpec, rows: list[Group], name: str) -> bool:
     return len({setting(spec, g, name)[0] for g in rows}) == 1
+
+
+def shown_value(spec: StudySpec, group: Group, name: str) -> str:
+    """A condition's value as the dry run shows it: the sampler as trials really draw batches."""
+    return sampler_text(group.config) if name == "batch_sampler" else setting(spec, group, name)[0]
+
+
+def sampler_text(config: TrialConfig) -> str:
+    """How a trial draws its batches (trainables.training.parts.batch_order): at full fidelity
+    random batches are grouped by length within windows that can hold a whole training split."""
+    if not config.groups_by_length:
+        return config.batch_sampler
+    window = config.batch_size * GROUP_WINDOW
+    return (
+        "random, grouped by length (training.group_by_length): each epoch shuffled, then sorted by "
+        f"token length within windows of {GROUP_WINDOW} batches ({window} examples: a whole training "
+        "split up to that size), the batches in random order"
+    )
 
 
 def sampler_notes(rows: list[Group]) -> list[str]:
@@ -152,8 +198,10 @@ def sampler_notes(rows: list[Group]) -> list[str]:
     asking = [g.row for g in rows if g.config.batch_sampler == "random" and needs_repeats(g.config)]
     if not asking:
         return []
+    grouped = any(g.config.groups_by_length for g in rows if g.row in asking)
+    kind = "random, grouped by length," if grouped else "random"
     return [
-        f"note: batches are random for every row, though {', '.join(asking)} declare that they want "
+        f"note: batches are {kind} for every row, though {', '.join(asking)} declare that they want "
         "classes to repeat within a batch (Needs.class_repeats); training.batch_sampler: class_aware "
         "gives every row class-aware batches"
     ]

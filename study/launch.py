@@ -11,6 +11,7 @@ from analysis.storage import filesystem, join, native_scheme
 from common.errors import GlossError, StudyInterrupted
 from common.records import FINISHED, SEARCH_METRIC, SEARCH_MODE
 from study.plan import Phase, final_phase, new_trials, phases
+from study.searchers import given_up
 from study.spec import StudySpec
 
 
@@ -84,7 +85,7 @@ def run_phase(spec: StudySpec, phase: Phase, options: RunOptions, root: str):
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
-                search_alg=phase.searcher(),
+                search_alg=phase.searcher(record=ended_early_record(root, phase.experiment)),
                 num_samples=phase.trials,
                 metric=SEARCH_METRIC,
                 mode=SEARCH_MODE,
@@ -110,9 +111,16 @@ def run_phase(spec: StudySpec, phase: Phase, options: RunOptions, root: str):
             ),
         )
     results = tuner.fit()
-    if len(results) < phase.trials or results.num_terminated + results.num_errors < len(results):
+    planned = phase.trials - given_up(ended_early_record(root, phase.experiment))
+    if len(results) < planned or results.num_terminated + results.num_errors < len(results):
         raise StudyInterrupted(f"the {phase.experiment} experiment stopped before its trials ended")
     return results
+
+
+def ended_early_record(root: str, experiment: str) -> str:
+    """<root>/<experiment>-ended-early.json: the searches of an experiment that stopped before
+    their budget, because their sampler proposed only configurations already trained."""
+    return join(root, f"{experiment}-ended-early.json")
 
 
 def storage_arguments(root: str) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any
 from common.errors import ConfigError
 from common.typed import join_path
 from study.searchers import FixedTrials, GroupedSearch, SearchGroup, merge_params, optuna_searcher
-from study.spaces import LEARNING_RATE, Distribution, parse_distribution, search_space
+from study.spaces import LEARNING_RATE, Distribution, configurations, parse_distribution, search_space
 from study.spec import StudySpec, where_in_spec
 from trainables.config import TrialConfig
 from trainables.training.seeding import seed_hash
@@ -31,13 +31,17 @@ class Group:
     trials: int
     config: TrialConfig
     space: dict[str, Distribution] = field(default_factory=dict)
+    budget: int = 0
+    exhaustive: bool = False
 
     def summary(self) -> dict[str, Any]:
-        """The dry run's JSON object for this group; a search's config leaves out what it draws."""
+        """The dry run's JSON object for this group; a search's config leaves out what it draws,
+        and its budget and how it is spent (every configuration once, or sampled) are added."""
         searched = set(self.space) if self.phase == "search" else set()
         plain = self.config.to_dict()
         config = {key: value for key, value in plain.items() if key not in searched | {"seed"}}
         config["loss_params"] = {k: v for k, v in plain["loss_params"].items() if k not in searched}
+        spent = {"budget": self.budget, "search": self.spending()} if self.phase == "search" else {}
         return {
             "phase": self.phase,
             "dataset": self.dataset,
@@ -45,16 +49,22 @@ class Group:
             "loss_function": self.loss_function,
             "seeds": list(self.seeds),
             "trials": self.trials,
+            **spent,
             "config": config,
             "space": {name: d.summary() for name, d in self.space.items()},
         }
+
+    def spending(self) -> str:
+        """How a search spends its budget: 'exhaustive' (a finite space no larger than the budget,
+        every configuration once) or 'sampled'."""
+        return "exhaustive" if self.exhaustive else "sampled"
 
 
 @dataclass(frozen=True)
 class Phase:
     """One Tune experiment: its phase's name, its trial count and the searcher that yields its
-    trials; `folder` names the experiment when it is not the phase's first (a grown study's
-    `grid+1`, study/growth.py)."""
+    trials (called with where a search records groups that ended early); `folder` names the
+    experiment when it is not the phase's first (a grown study's `grid+1`, study/growth.py)."""
 
     name: str
     trials: int
@@ -146,7 +156,9 @@ def fixed_phase(name: str, configs: list[TrialConfig]) -> Phase:
     """A phase that runs exactly these checked configs (plain dicts from here on: Tune's)."""
     plain = [config.to_dict() for config in configs]
     preview = tuple(map(describe, configs))
-    return Phase(name, len(configs), lambda: FixedTrials(plain), preview, groups=grouped(name, configs))
+    return Phase(
+        name, len(configs), lambda record=None: FixedTrials(plain), preview, groups=grouped(name, configs)
+    )
 
 
 def grid_phase(spec: StudySpec) -> Phase:
@@ -181,14 +193,22 @@ def ablation_phase(spec: StudySpec) -> Phase:
 
 
 def search_phase(spec: StudySpec) -> Phase:
-    """An independent Optuna search per dataset x searched row, on the search seed."""
+    """An independent Optuna search per dataset x searched row, on the search seed: every
+    configuration once where the row's space is finite and no larger than the budget, else
+    `search.trials` sampled ones."""
+    settings = spec.search
     groups = []
     for dataset in spec.datasets:
         for row in spec.searched_losses:
             base = checked(spec, base_config(spec, dataset, row, spec.search_seed, "search"))
             space = row_space(spec, row, base)
+            grid = configurations(space, settings.trials)
+            trials = settings.trials if grid is None else len(grid)
+            seeds, exhaustive = (spec.search_seed,), grid is not None
             groups.append(
-                Group("search", dataset, row, base.loss, (spec.search_seed,), spec.search.trials, base, space)
+                Group(
+                    "search", dataset, row, base.loss, seeds, trials, base, space, settings.trials, exhaustive
+                )
             )
     return searching(spec, tuple(groups))
 
@@ -196,9 +216,9 @@ def search_phase(spec: StudySpec) -> Phase:
 def searching(spec: StudySpec, groups: tuple[Group, ...], folder: str = "") -> Phase:
     """The search phase (or experiment `folder` of it) over `groups`, one Optuna search each."""
     settings = spec.search
-    preview = [f"{g.dataset:>8} {g.row:<14} {settings.trials} trials over {searched(g)}" for g in groups]
+    preview = [f"{g.dataset:>8} {g.row:<14} {search_line(g)}" for g in groups]
 
-    def searcher() -> GroupedSearch:
+    def searcher(record: str | None = None) -> GroupedSearch:
         return GroupedSearch(
             [
                 SearchGroup(
@@ -210,24 +230,21 @@ def searching(spec: StudySpec, groups: tuple[Group, ...], folder: str = "") -> P
                         settings.max_concurrent,
                         settings.trials,
                     ),
-                    settings.trials,
+                    group.trials,
                 )
                 for group in groups
-            ]
+            ],
+            record,
         )
 
     preview.append(f"search trials train on seed {spec.search_seed}")
-    trials = len(groups) * settings.trials
+    trials = sum(group.trials for group in groups)
     return Phase("search", trials, searcher, tuple(preview), settings.scheduler == "asha", groups, folder)
 
 
 def covered(before: StudySpec, dataset: str, row: str, seed: int | None = None) -> bool:
     """Whether stage `before` planned this dataset x row (x seed)."""
     return dataset in before.datasets and row in before.rows and (seed is None or seed in before.seeds)
-
-
-def searched(group: Group) -> str:
-    return ", ".join(group.space) or "nothing (lr fixed)"
 
 
 def new_trials(spec: StudySpec, phase: Phase, before: StudySpec, stage: int) -> Phase | None:
@@ -244,6 +261,14 @@ def new_trials(spec: StudySpec, phase: Phase, before: StudySpec, stage: int) -> 
         if not covered(before, group.dataset, group.row, seed)
     ]
     return dataclasses.replace(fixed_phase(phase.name, configs), folder=folder) if configs else None
+
+
+def search_line(group: Group) -> str:
+    """The dry run's account of one search: its trials, its space and how the budget is spent."""
+    names = ", ".join(group.space) or "nothing (lr fixed)"
+    if group.exhaustive:
+        return f"{group.trials} trials over {names}: every configuration once (budget {group.budget})"
+    return f"{group.trials} trials over {names}: sampled, no configuration twice (budget {group.budget})"
 
 
 def fixed_keys(spec: StudySpec, row: str) -> set[str]:
@@ -332,7 +357,9 @@ def final_preview(spec: StudySpec) -> Phase:
     ]
     if unsearched := [row for row in spec.rows if row not in spec.searched_losses]:
         lines.append(f"not searched, run at their base config and marked unsearched: {', '.join(unsearched)}")
-    return Phase("final", sum(g.trials for g in groups), lambda: None, tuple(lines), groups=tuple(groups))
+    return Phase(
+        "final", sum(g.trials for g in groups), lambda record=None: None, tuple(lines), groups=tuple(groups)
+    )
 
 
 def phases(spec: StudySpec) -> list[Phase]:

@@ -3,19 +3,22 @@ independent Optuna search per dataset x loss behind a single Tune searcher. The 
 our own, over Optuna's public ask-and-tell interface, so it touches no private part of Ray or
 Optuna and tells Optuna the truth about trials Tune's scheduler stopped early."""
 
+import json
 import math
 import pickle
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.trial import TrialState
 from ray.tune.result import TRAINING_ITERATION
 from ray.tune.search import ConcurrencyLimiter, Searcher
 
+from analysis.storage import exists, read_bytes, write_bytes
 from common.records import FINISHED, SEARCH_METRIC, SEARCH_MODE
-from study.spaces import Distribution, SpaceSampler, split_params
+from study.spaces import Distribution, SpaceSampler, configurations, split_params
 
 
 class PicklingSearcher(Searcher):
@@ -57,24 +60,78 @@ class OptunaAskTell(PicklingSearcher):
     below every finished trial by its last reported value instead of taking a truncated score as
     final; FAIL when it errored or never had a finite score. Metric and mode are fixed here (the
     study maximizes `best_score`), so Tune's `set_search_properties` keeps the default, False.
+
+    A configuration is trained once: a draw equal to one already suggested (the group trains on
+    one seed, so equal values mean an equal result) is told that trial's outcome, at once or when
+    it ends, and the study is asked again, at most `REASKS` times in a row; then the search ends
+    early (`ended_early`) rather than train a repeat. `queued` configurations (a grid, in its
+    order) are suggested first, through Optuna's enqueue_trial.
+
     Saving pickles everything together (the study with its in-memory storage and seeded sampler,
-    the asked trials, the told set), so `--resume` continues the same study and can tell trials
-    suggested before the save.
+    the asked trials, the told set, the duplicates waiting for an outcome), so `--resume`
+    continues the same study and can tell trials suggested before the save.
     """
 
-    def __init__(self, space: dict[str, Distribution], sampler: optuna.samplers.BaseSampler) -> None:
+    REASKS = 20
+
+    def __init__(
+        self,
+        space: dict[str, Distribution],
+        sampler: optuna.samplers.BaseSampler,
+        queued: list[dict[str, Any]] = (),
+    ) -> None:
         super().__init__(metric=SEARCH_METRIC, mode=SEARCH_MODE)
         self.draw = SpaceSampler(space)
         self.study = optuna.create_study(direction="maximize", sampler=sampler)
+        for params in queued:
+            self.study.enqueue_trial(params)
         self.trials: dict[str, optuna.Trial] = {}  # Tune trial id -> the Optuna trial it runs
         self.told: set[str] = set()
         self.last_step: dict[str, int] = {}  # a trial restarted from a checkpoint repeats epochs
+        self.trained: dict[tuple, str] = {}  # drawn values -> the Tune trial that trains them
+        self.waiting: dict[str, list[optuna.Trial]] = {}  # running trial id -> its repeats
+        self.ended_early = False
 
-    def suggest(self, trial_id: str) -> dict[str, Any]:
-        trial = self.study.ask()
-        self.draw(trial)
-        self.trials[trial_id] = trial
-        return trial.params
+    def restore(self, checkpoint_path: str) -> None:
+        """Restore a saved search; one saved before repeats were tracked (an older gloss) learns
+        what it trained from its trials."""
+        super().restore(checkpoint_path)
+        if "trained" not in vars(self):
+            self.trained = {tuple(sorted(t.params.items())): tid for tid, t in self.trials.items()}
+            self.waiting, self.ended_early = {}, False
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str:
+        for _ in range(self.REASKS + 1):
+            if self.ended_early:
+                break
+            trial = self.study.ask()
+            self.draw(trial)
+            key = tuple(sorted(trial.params.items()))
+            if key not in self.trained:
+                self.trained[key] = trial_id
+                self.trials[trial_id] = trial
+                return trial.params
+            self.repeat(trial, self.trained[key])
+        self.ended_early = True
+        return Searcher.FINISHED
+
+    def repeat(self, trial: optuna.Trial, original: str) -> None:
+        """Tell a repeated draw its original's outcome, or keep it until the original ends (it
+        stays running meanwhile, so a constant liar steers away from it as from the original)."""
+        if original in self.told:
+            self.tell_as(trial, self.trials[original])
+        else:
+            self.waiting.setdefault(original, []).append(trial)
+
+    def tell_as(self, repeat: optuna.Trial, original: optuna.Trial) -> None:
+        """Tell `repeat` exactly what `original` was told: its intermediate values, state, value."""
+        told = self.study.get_trials(deepcopy=False)[original.number]
+        for step, value in told.intermediate_values.items():
+            repeat.report(value, step=step)
+        if told.state == TrialState.COMPLETE:
+            self.study.tell(repeat, told.value)
+        else:
+            self.study.tell(repeat, state=told.state)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         score, step = result.get(self.metric, math.nan), result[TRAINING_ITERATION]
@@ -94,13 +151,23 @@ class OptunaAskTell(PicklingSearcher):
             self.study.tell(trial, state=TrialState.PRUNED)
         else:
             self.study.tell(trial, score)
+        for repeat in self.waiting.pop(trial_id, []):
+            self.tell_as(repeat, trial)
 
 
 def optuna_searcher(space: dict, sampler: str, seed: int, max_concurrent: int, budget: int) -> Searcher:
-    """A seeded TPE (or random) search over `space`, at most `max_concurrent` trials at a time."""
+    """A seeded search over `space`, at most `max_concurrent` trials at a time: a grid (every
+    configuration once, in an order the seed shuffles) when the space is finite and no larger than
+    `budget`, else TPE (or random) sampling."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    chosen = tpe_sampler(seed, budget) if sampler == "tpe" else optuna.samplers.RandomSampler(seed=seed)
-    return ConcurrencyLimiter(OptunaAskTell(space, chosen), max_concurrent=max_concurrent)
+    grid = configurations(space, budget)
+    if grid is not None:
+        order = np.random.default_rng(seed).permutation(len(grid))
+        search = OptunaAskTell(space, optuna.samplers.RandomSampler(seed=seed), [grid[i] for i in order])
+    else:
+        chosen = tpe_sampler(seed, budget) if sampler == "tpe" else optuna.samplers.RandomSampler(seed=seed)
+        search = OptunaAskTell(space, chosen)
+    return ConcurrencyLimiter(search, max_concurrent=max_concurrent)
 
 
 def tpe_sampler(seed: int, budget: int) -> optuna.samplers.TPESampler:
@@ -121,38 +188,66 @@ def tpe_sampler(seed: int, budget: int) -> optuna.samplers.TPESampler:
 
 @dataclass
 class SearchGroup:
-    """One dataset x loss: its fixed base config, its own searcher and its trial budget."""
+    """One dataset x loss: its fixed base config, its own searcher and its trial budget (the
+    configurations of a grid, else the search's budget)."""
 
     base: dict[str, Any]
     searcher: Searcher
     budget: int
     suggested: int = 0
     trial_ids: set = field(default_factory=set)
+    ended_early: bool = False
+
+    def name(self) -> str:
+        return f"{self.base['dataset']} {self.base.get('method') or self.base['loss']}"
 
 
 class GroupedSearch(PicklingSearcher):
     """Run every group's search at once on the cluster, each TPE model seeing only its own
-    trials; groups take turns so none starves."""
+    trials; groups take turns so none starves. A group whose searcher ends early is announced
+    and written to `record` (a file or URI), so the phase counts the trials it gave up."""
 
-    def __init__(self, groups: list[SearchGroup]) -> None:
+    record: str | None = None  # a search saved by an older gloss has none
+
+    def __init__(self, groups: list[SearchGroup], record: str | None = None) -> None:
         super().__init__(metric=SEARCH_METRIC, mode=SEARCH_MODE)
-        self.groups, self.turn = groups, 0
+        self.groups, self.turn, self.record = groups, 0, record
 
     def suggest(self, trial_id: str) -> dict | str | None:
         for offset in range(len(self.groups)):
             index = (self.turn + offset) % len(self.groups)
             group = self.groups[index]
-            if group.suggested >= group.budget:
+            if group.suggested >= group.budget or group.ended_early:
                 continue
             params = group.searcher.suggest(trial_id)
-            if params is None or params == Searcher.FINISHED:
+            if params == Searcher.FINISHED:
+                self.end_early(group)
+                continue
+            if params is None:
                 continue
             group.suggested += 1
             group.trial_ids.add(trial_id)
             self.turn = index + 1
             return merge_params(group.base, params)
-        exhausted = all(group.suggested >= group.budget for group in self.groups)
+        exhausted = all(group.suggested >= group.budget or group.ended_early for group in self.groups)
         return Searcher.FINISHED if exhausted else None
+
+    def end_early(self, group: SearchGroup) -> None:
+        """Say that a group's search stopped before its budget, and record it."""
+        group.ended_early = True
+        print(
+            f"gloss: search {group.name()} ended after {group.suggested} of {group.budget} trials: its "
+            f"sampler proposed only configurations already trained, {OptunaAskTell.REASKS + 1} times "
+            "in a row",
+            flush=True,
+        )
+        if self.record:
+            ended = [
+                {"group": g.name(), "trials": g.suggested, "budget": g.budget}
+                for g in self.groups
+                if g.ended_early
+            ]
+            write_bytes(self.record, json.dumps({"ended_early": ended}, indent=2).encode())
 
     def _owner(self, trial_id: str) -> Searcher:
         return next(g.searcher for g in self.groups if trial_id in g.trial_ids)
@@ -162,6 +257,14 @@ class GroupedSearch(PicklingSearcher):
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         self._owner(trial_id).on_trial_complete(trial_id, result=result, error=error)
+
+
+def given_up(record: str) -> int:
+    """Trials a search phase gave up by ending groups early, from its record (0 without one)."""
+    if not exists(record):
+        return 0
+    ended = json.loads(read_bytes(record))["ended_early"]
+    return sum(group["budget"] - group["trials"] for group in ended)
 
 
 def merge_params(base: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:

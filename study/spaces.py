@@ -34,6 +34,18 @@ class Distribution:
             return trial.suggest_int(name, int(self.low), int(self.high))
         return trial.suggest_float(name, self.low, self.high, log=self.kind == "log_uniform", step=self.step)
 
+    def values(self) -> tuple | None:
+        """Every value this distribution can take, as Optuna draws them (a stepped range rounds to
+        low + i x step), or None for a continuous range."""
+        if self.kind == "choice":
+            return self.choices
+        if self.kind == "int":
+            return tuple(range(int(self.low), int(self.high) + 1))
+        if self.kind == "uniform" and self.step:
+            count = math.floor((self.high - self.low) / self.step + 1e-8) + 1
+            return tuple(self.low + i * self.step for i in range(count))
+        return None
+
     def extremes(self) -> tuple:
         """The values that bound this distribution (checked against the loss before trials)."""
         return self.choices if self.kind == "choice" else (self.low, self.high)
@@ -76,6 +88,7 @@ LEARNING_RATE = {"full": log_uniform(1e-5, 1e-4), "frozen": log_uniform(2e-4, 5e
 LAMBDA = uniform(0.3, 0.95)
 DEFAULT_SPACES: dict[str, dict[str, Distribution]] = {
     "ce": {},
+    "none": {},  # the control row: the head's (or probe's) learning rate only
     "contrastive": {"lam": LAMBDA, "margin": uniform(0.2, 1.5)},
     "cosine_mse": {"lam": LAMBDA},
     "triplet": {"lam": LAMBDA, "margin": log_uniform(0.1, 5.0)},
@@ -151,6 +164,27 @@ def possible(distribution: Distribution, space: dict[str, Distribution], values:
     """Whether a conditional parameter can ever be drawn: each condition is searched, or holds
     the value it asks for."""
     return all(key in space or values.get(key) == value for key, value in distribution.when.items())
+
+
+def configurations(space: dict[str, Distribution], limit: int) -> list[dict[str, Any]] | None:
+    """Every configuration of a finite space, each a dict of drawn values in drawing order (a
+    conditional parameter only where its condition holds), or None when the space is continuous
+    or holds more than `limit` configurations."""
+    partial: list[dict[str, Any]] = [{}]
+    for name, distribution in space.items():
+        values = distribution.values()
+        grown = []
+        for drawn in partial:
+            if not all(drawn.get(key) == value for key, value in distribution.when.items()):
+                grown.append(drawn)
+            elif values is None:
+                return None
+            else:
+                grown += [{**drawn, name: value} for value in values]
+        if len(grown) > limit:
+            return None
+        partial = grown
+    return partial
 
 
 def split_params(loss: str, params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

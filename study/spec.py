@@ -155,7 +155,8 @@ class StudySpec:
     same conditions, and the planner refuses a spec whose rows differ in one unless
     `differences` lists it. The conditions are
       sampler         training.batch_sampler, per_class, group_by_length (random for every row
-                      unless the study sets class_aware)
+                      unless the study sets class_aware; at full fidelity random batches are
+                      grouped by length)
       lr              the learning-rate distribution searched (search.lr, search.space.ROW.lr)
                       or the fixed learning rate
       epochs          training.epochs

@@ -14,7 +14,7 @@ from scipy import stats
 from analysis import final_results, load_runs, outcome_note, summary_table
 from analysis import load as load_module
 from analysis.curves import curves, search_history, trial_convergence
-from analysis.paper import paper_table
+from analysis.paper import paper_caveat, paper_table
 from analysis.plots import (
     ablation_figure,
     cd_diagram,
@@ -24,7 +24,7 @@ from analysis.plots import (
     search_history_figure,
 )
 from analysis.report import build_report, seed_reuse_note, unsearched_note
-from analysis.stats import bootstrap_ci, compare
+from analysis.stats import compare
 from analysis.tables import BETTER, ablation_levels, results_table
 
 FIXTURE = Path(__file__).parent / "fixtures" / "study"
@@ -141,9 +141,10 @@ def test_curves_average_over_seeds_with_a_band(runs):
     banded = curve[curve["n"] >= 3]
     assert len(banded) and (banded["ci_low"] <= banded["mean"] + 1e-12).all()
     assert (banded["mean"] <= banded["ci_high"] + 1e-12).all()
-    assert curve[curve["n"] < 3][["ci_low", "ci_high"]].isna().all().all(), "no BCa band below 3 seeds"
-    low, high = bootstrap_ci(values.to_numpy(), resamples=2000)
-    assert (first["ci_low"], first["ci_high"]) == (low, high), "the package's one bootstrap"
+    assert curve[curve["n"] < 2][["ci_low", "ci_high"]].isna().all().all(), "no band from one seed"
+    expected = stats.t.interval(0.95, 2, loc=values.mean(), scale=stats.sem(values))
+    assert (first["ci_low"], first["ci_high"]) == pytest.approx(expected), "a t interval over 3 seeds"
+    assert first["interval"] == "t"
 
 
 def test_convergence_figures_per_trial(runs):
@@ -196,6 +197,9 @@ def test_fixture_table_and_paper_comparison(final):
     assert list(table.mean.columns) == ["mr", "r8"] and set(table.mean.index) == {"ce", "gloss", "supcon"}
     paper = paper_table(final).set_index(["dataset", "loss"])
     assert set(paper.index) == {("r8", "ce"), ("mr", "ce")}, "gloss and supcon are not the paper's rows"
+    caveat = paper_caveat(final)
+    assert "fidelity frozen" in caveat and "at most 400 training examples" in caveat
+    assert paper_caveat(final.assign(fidelity="full").drop(columns="config/train_size")) == ""
     assert paper.loc[("r8", "ce"), "paper_accuracy"] == "97.48 ± 0.11"
     assert paper.loc[("r8", "ce"), "paper_model"] == "distilbert-base-uncased"
     assert paper.loc[("r8", "ce"), "our_model"] == "minilm (frozen)"
@@ -294,7 +298,8 @@ def test_report_is_self_contained(study, tmp_path):
     for heading in (
         "Trials",
         "Test results",
-        "Across datasets",
+        "Integrated rows",
+        "Configurations",
         "Convergence",
         "Ablation",
         "Search",
@@ -303,6 +308,8 @@ def test_report_is_self_contained(study, tmp_path):
     ):
         assert f"<h2>{heading}" in page, heading
     assert page.count("<img ") == 4 and page.count("data:image/png;base64,") == 4
+    assert "Underpowered: some cells have 3 seeds" in page and "±0.5 points" in page
+    assert "Iman-Davenport" in page and "holm across the 4 tests" in page
     assert not re.search(r"(src|href)=['\"]?(https?:)?//", page), "nothing is loaded from the network"
     assert (tmp_path / "report" / "tables" / "results.tex").exists()
     assert (tmp_path / "report" / "figures" / "convergence.svg").exists()
@@ -314,6 +321,46 @@ def test_report_states_the_omnibus_test_across_datasets(study, final, tmp_path):
     scores = final.pivot_table(index="dataset", columns="loss", values="selected_test_macro_f1").dropna()
     statistic, p = stats.friedmanchisquare(*(scores[c] for c in scores.columns))
     assert f"chi-squared {statistic:.2f}, p = {p:.3g}" in page
+
+
+def with_records(study: Path, keep, replace: dict[str, str]) -> Path:
+    """The study with the grid trials `keep` (a predicate on the folder name) only, and text
+    replaced in their records."""
+    for trial in (study / "grid").iterdir():
+        if not keep(trial.name):
+            shutil.rmtree(trial)
+            continue
+        for name in ("result.json", "params.json"):
+            text = (trial / name).read_text()
+            for old, new in replace.items():
+                text = text.replace(old, new)
+            (trial / name).write_text(text)
+    return study
+
+
+def test_report_splits_integrated_and_standalone_rows_by_their_records(study, tmp_path):
+    """Rows whose records monitored the silhouette are compared apart, with their own ranks and
+    diagram; the CSV holds every per-seed score the tests used."""
+    with_records(study, lambda name: True, {})
+    for trial in (study / "grid").glob("*-supcon-*"):
+        text = (trial / "result.json").read_text()
+        (trial / "result.json").write_text(
+            text.replace('"monitor": "val_macro_f1"', '"monitor": "val_silhouette"')
+        )
+    page = build_report(study, out=tmp_path / "report").read_text()
+    assert "<h2>Integrated rows" in page and "<h2>Standalone rows" in page
+    assert "critical-difference-integrated" in page and "critical-difference-standalone" not in page
+    csv = pd.read_csv(tmp_path / "report" / "tables" / "per-seed-scores.csv")
+    assert set(csv.groupby("protocol")["loss"].unique().map(tuple)) == {("ce", "gloss"), ("supcon",)}
+
+
+def test_report_with_one_seed_says_so(study, tmp_path):
+    """One seed: no '± 0.00', no band claimed in the caption, the verdicts undecided for lack of spread."""
+    with_records(study, lambda name: "-s0-" in name, {})
+    page = build_report(study, out=tmp_path / "report").read_text()
+    assert "± 0.00" not in page and "n = 1: no spread" in page
+    assert "one seed, so no band" in page and "from 3 seeds" not in page
+    assert "undecided: one seed" in page and "Underpowered: some cells have 1 seed," in page
 
 
 def test_saved_test_embeddings_are_pictured(study, tmp_path):

@@ -4,6 +4,7 @@ never searched, a diverged trial never wins a search, and unsearched rows say so
 
 import csv
 import dataclasses
+import itertools
 import json
 import math
 from dataclasses import dataclass, field
@@ -14,11 +15,13 @@ import pytest
 
 from common.errors import ConfigError
 from study.cli import main
+from study.fairness import sampler_text, shared_conditions
 from study.launch import best_configs
 from study.plan import final_phase, phases
-from study.spec import spec_from_mapping
+from study.presets import preset_text
+from study.spec import parse_yaml, spec_from_mapping
 from trainables.config import TrialConfig
-from trainables.data.batches import ClassAwareBatches, RandomBatches
+from trainables.data.batches import GROUP_WINDOW, ClassAwareBatches, RandomBatches
 from trainables.losses.registry import LOSSES
 from trainables.training.parts import batch_order
 
@@ -200,7 +203,9 @@ def paper_plan(data_dir) -> list[dict]:
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         assert main(["run", "paper", "--dry-run", "--json", "--data-dir", str(data_dir)]) == 0
-    return [json.loads(line) for line in out.getvalue().splitlines()]
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert "cost" in lines[-1], "the last line is the bill"
+    return lines[:-1]
 
 
 def paper_rows() -> dict[str, str]:
@@ -231,9 +236,32 @@ def test_the_paper_preset_is_the_papers_experiment(paper_plan):
         else:
             assert lam < 1.0 and line["space"].get("lam", {}).get("high", 0.0) < 1.0, line["loss"]
         if line["phase"] == "search":
-            assert (line["seeds"], line["trials"]) == ([3], 20)
+            assert (line["seeds"], line["budget"]) == ([3], 20)
         else:
             assert (line["seeds"], line["trials"]) == ([0, 1, 2], 3)
+
+
+def test_a_search_spends_its_budget_on_distinct_configurations(paper_plan):
+    """The lr is a choice of 5: a search over it alone trains each once; SupCon's 5 x 4 points
+    fill the budget of 20 exactly; G-Loss's larger spaces are sampled over the whole budget."""
+    expected = {"ce": 5, "triplet": 5, "cos_sim": 5, "scl+ce": 20, "scl": 20}
+    for line in (line for line in paper_plan if line["phase"] == "search"):
+        if line["loss"] in expected:
+            assert (line["trials"], line["search"]) == (expected[line["loss"]], "exhaustive"), line["loss"]
+        else:
+            assert (line["trials"], line["search"]) == (20, "sampled"), line["loss"]
+
+
+def test_the_fairness_note_says_how_each_budget_is_spent(data_dir, capsys):
+    assert main(["run", "paper", "--dry-run", "--data-dir", str(data_dir)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "budget spent (20 search trials per row): exhaustive, every configuration once, for ce 5, "
+        "scl+ce 20, triplet 5, cos_sim 5, scl 20 trials; sampled by tpe for gloss_o+ce, gloss_sqrt+ce, "
+        "gloss_o (20 trials each" in out
+    )
+    assert "search: 575 trials" in out
+    assert "mr ce             5 trials over lr: every configuration once (budget 20)" in out
 
 
 def test_g_loss_is_exactly_as_published(paper_plan):
@@ -284,3 +312,53 @@ def test_the_training_loop_never_picks_a_sampler_by_loss(loss):
     assert isinstance(batch_order(config, LabelsOnly()), RandomBatches)
     config = dataclasses.replace(config, batch_sampler="class_aware")
     assert isinstance(batch_order(config, LabelsOnly()), ClassAwareBatches)
+
+
+class VariedLengths(LabelsOnly):
+    """A split whose examples all differ in length."""
+
+    def lengths(self):
+        return np.random.default_rng(0).permutation(len(self.labels)) + 1
+
+
+@pytest.mark.parametrize("fidelity", ["full", "frozen"])
+@pytest.mark.parametrize("sampler", ["random", "class_aware"])
+@pytest.mark.parametrize("grouped", [True, False])
+def test_the_dry_runs_sampler_is_the_one_trials_draw(fidelity, sampler, grouped):
+    """The dry run says "grouped by length" exactly when batch_order sorts batches by length."""
+    config = TrialConfig(
+        dataset="r8", fidelity=fidelity, batch_sampler=sampler, group_by_length=grouped, batch_size=8
+    )
+    batches = batch_order(config, VariedLengths())
+    sorts = isinstance(batches, RandomBatches) and batches.lengths is not None
+    assert ("grouped by length" in sampler_text(config)) == sorts
+    assert sorts == (fidelity == "full" and sampler == "random" and grouped)
+
+
+def test_grouped_batches_sort_a_whole_split_that_fits_one_window():
+    """Within one window (GROUP_WINDOW batches) the split is sorted by length as a whole: no two
+    batches overlap in length, so each batch is a slice of the length order, not a random draw;
+    ungrouped batches (the control) overlap."""
+    split = VariedLengths()
+    assert len(split.labels) <= 8 * GROUP_WINDOW
+    lengths = split.lengths()
+    for grouped, disjoint in ((True, True), (False, False)):
+        batches = RandomBatches(split.labels, 8, 0, lengths if grouped else None).epoch(1)
+        spans = sorted((lengths[b].min(), lengths[b].max()) for b in batches)
+        overlap = any(low <= previous for (_, previous), (low, _) in itertools.pairwise(spans))
+        assert overlap != disjoint
+
+
+def preset_conditions(name: str) -> list[str]:
+    preset = spec_from_mapping(parse_yaml(preset_text(name), name), name)
+    return shared_conditions(preset, phases(preset)[-1].groups)
+
+
+def test_the_paper_presets_dry_run_says_its_batches_are_grouped_by_length():
+    paper, frozen = preset_conditions("paper"), preset_conditions("paper-frozen")
+    window = f"within windows of {GROUP_WINDOW} batches ({128 * GROUP_WINDOW} examples"
+    assert paper[0].startswith("conditions shared by every row: batch_sampler random, grouped by length")
+    assert window in paper[0]
+    assert paper[-1].startswith("note: batches are random, grouped by length, for every row")
+    assert frozen[0].startswith("conditions shared by every row: batch_sampler random; lr")
+    assert frozen[-1].startswith("note: batches are random for every row")

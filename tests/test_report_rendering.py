@@ -7,6 +7,7 @@ from pathlib import Path
 
 import nbformat
 import numpy as np
+import pytest
 from nbclient import NotebookClient
 from PIL import Image
 
@@ -46,8 +47,14 @@ def screenshot(page: Path, out: Path, profile: Path) -> np.ndarray:
     return np.asarray(Image.open(out).convert("RGB"))
 
 
-def test_report_and_its_figures_render_in_chromium(tmp_path):
-    report = build_report(shutil.copytree(FIXTURE, tmp_path / "study"), out=tmp_path / "report")
+@pytest.mark.parametrize("seeds", [1, 3])
+def test_report_and_its_figures_render_in_chromium(tmp_path, seeds):
+    """With 3 seeds, and with 1 (no spread, no band: the report still renders and says so)."""
+    study = Path(shutil.copytree(FIXTURE, tmp_path / "study"))
+    for trial in (study / "grid").iterdir():
+        if seeds == 1 and "-s0-" not in trial.name:
+            shutil.rmtree(trial)
+    report = build_report(study, out=tmp_path / "report")
     rendered = screenshot(report, tmp_path / "page.png", tmp_path / "profile-a")
     stripped = report.with_name("no-figures.html")
     stripped.write_text(report.read_text().replace("data:image/png;base64,", "data:image/png;base64,x"))
@@ -73,4 +80,8 @@ def test_example_notebook_runs_headless(tmp_path):
     assert not [o for o in outputs if o.output_type == "error"]
     assert any("image/png" in o.get("data", {}) for o in outputs), "the convergence figure is shown"
     text = "".join(o.get("text", "") for o in outputs)
-    assert "paired t-test" in text and "▲" in text
+    assert "Underpowered" in text and "undecided: add" in text and "▲" in text
+    shown = "".join(o.get("data", {}).get("text/html", "") for o in outputs)
+    assert "P(a better)" in shown and "**" not in shown, "tables as HTML, no markdown bold inside"
+    sources = "".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
+    assert sources.count("from analysis import") == 1 and "from analysis." not in sources

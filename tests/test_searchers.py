@@ -1,15 +1,24 @@
 """Searchers: scheduler-stopped trials reach Optuna as pruned, failures as failed, each trial is
-told once, groups search independently and take turns, a seed fixes the suggestions, and state
-survives a save and restore."""
+told once, groups search independently and take turns, a seed fixes the suggestions, state
+survives a save and restore, and no configuration is trained twice: a small finite space is a
+grid, a repeated draw is told its original's outcome, and a search that only repeats ends early."""
 
 import math
+import pickle
 
 import optuna
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
-from study.searchers import GroupedSearch, OptunaAskTell, SearchGroup, optuna_searcher, tpe_sampler
-from study.spaces import log_uniform, uniform
+from study.searchers import (
+    GroupedSearch,
+    OptunaAskTell,
+    SearchGroup,
+    given_up,
+    optuna_searcher,
+    tpe_sampler,
+)
+from study.spaces import choice, configurations, log_uniform, uniform
 
 SPACE = {"lr": log_uniform(1e-4, 1e-2), "sigma": uniform(0.1, 1.0)}
 
@@ -132,3 +141,144 @@ def test_groups_take_turns_within_budgets_and_concurrency(tmp_path):
     restored.on_trial_complete("t2", {"best_score": 0.5, "status": "completed"})
     restored.on_trial_complete("t4", {"best_score": 0.6, "status": "completed"})
     assert restored.suggest("t5") == Searcher.FINISHED
+
+
+def drive(search, budget: int, live_at_once: int) -> list[dict]:
+    """Run a search as Tune would: up to `live_at_once` trials live, the oldest finishing first,
+    scored by a smooth function of their values, until `budget` trials or the searcher finishes.
+    Returns every suggested configuration (the trials trained)."""
+    trained, live, number = [], [], 0
+    while len(trained) < budget:
+        params = search.suggest(f"t{number}") if len(live) < live_at_once else None
+        if params == Searcher.FINISHED:
+            break
+        if params is None:
+            trial_id, done = live.pop(0)
+            score = -sum(abs(v) if isinstance(v, int | float) else len(str(v)) for v in done.values())
+            search.on_trial_complete(trial_id, {"best_score": score, "status": "completed"})
+            continue
+        live.append((f"t{number}", params))
+        trained.append(params)
+        number += 1
+    return trained
+
+
+def key(params: dict) -> tuple:
+    return tuple(sorted(params.items()))
+
+
+def test_a_finite_space_within_the_budget_is_a_grid_trained_once_in_a_seeded_order():
+    small = {"lr": choice(1e-5, 2e-5, 3e-5), "gamma": uniform(0.5, 0.7, step=0.1)}
+    every = configurations(small, limit=20)
+    assert len(every) == 9 and len({key(c) for c in every}) == 9
+    orders = {}
+    for seed in (0, 0, 1):
+        search = optuna_searcher(small, "tpe", seed=seed, max_concurrent=3, budget=20)
+        trained = drive(search, budget=20, live_at_once=3)
+        assert sorted(map(key, trained)) == sorted(map(key, every)), "each configuration exactly once"
+        assert search.suggest("more") == Searcher.FINISHED
+        orders.setdefault(seed, []).append(trained)
+    assert orders[0][0] == orders[0][1], "the seed fixes the order"
+    assert orders[0][0] != orders[1][0], "another seed, another order"
+    assert configurations(small, limit=8) is None, "a space larger than the budget is sampled"
+    assert configurations({**small, "lr": log_uniform(1e-5, 1e-4)}, limit=100) is None, "continuous"
+
+
+def test_conditional_parameters_count_only_where_their_condition_holds():
+    space = {
+        "propagation": choice("harmonic", "spreading"),
+        "alpha": uniform(0.5, 0.9, step=0.2, propagation="spreading"),
+    }
+    assert configurations(space, limit=10) == [
+        {"propagation": "harmonic"},
+        {"propagation": "spreading", "alpha": 0.5},
+        {"propagation": "spreading", "alpha": 0.7},
+        {"propagation": "spreading", "alpha": 0.9},
+    ]
+
+
+STEPPED = {"x": uniform(0.0, 1.0, step=0.25), "kind": choice("a", "b", "c")}  # 15 configurations
+
+
+def plain_tpe(space: dict, budget: int, seed: int) -> list[dict]:
+    """The control: Optuna's TPE asked and told without the repeat guard, four trials live."""
+    study = optuna.create_study(direction="maximize", sampler=tpe_sampler(seed, budget))
+    drawn, live = [], []
+    while len(drawn) < budget:
+        if len(live) == 4:
+            trial = live.pop(0)
+            study.tell(trial, -abs(trial.params["x"] - 0.5) - len(trial.params["kind"]))
+        trial = study.ask()
+        OptunaAskTell(space, optuna.samplers.RandomSampler()).draw(trial)
+        live.append(trial)
+        drawn.append(trial.params)
+    return drawn
+
+
+def test_tpe_never_trains_a_configuration_twice():
+    repeats = [
+        len(drawn) - len({key(p) for p in drawn}) for drawn in (plain_tpe(STEPPED, 12, s) for s in range(3))
+    ]
+    assert all(repeats), f"the control: TPE alone repeats configurations ({repeats})"
+    for seed in range(3):
+        search = optuna_searcher(STEPPED, "tpe", seed=seed, max_concurrent=4, budget=12)
+        trained = drive(search, budget=12, live_at_once=4)
+        assert len({key(p) for p in trained}) == len(trained) == 12
+        assert {p["x"] for p in trained} <= set(STEPPED["x"].values()), "values as a grid would give them"
+    continuous = {"lr": log_uniform(1e-5, 1e-4), "propagation": choice("harmonic", "spreading")}
+    trained = drive(optuna_searcher(continuous, "tpe", seed=0, max_concurrent=4, budget=30), 30, 4)
+    assert len({key(p) for p in trained}) == len(trained) == 30
+
+
+def test_a_repeat_is_told_its_originals_outcome_and_a_search_of_repeats_ends_early(tmp_path):
+    search = OptunaAskTell({"x": choice(1, 2, 3)}, optuna.samplers.RandomSampler(seed=0))
+    first = [search.suggest(f"t{n}") for n in range(3)]
+    assert sorted(p["x"] for p in first) == [1, 2, 3]
+    search.on_trial_result("t0", {"best_score": 0.4, "training_iteration": 1})
+    search.on_trial_complete("t0", {"best_score": 0.5, "status": "completed"})
+    before = len(search.study.trials)
+    assert search.suggest("t3") == Searcher.FINISHED and search.ended_early
+    asked = search.study.trials
+    assert len(asked) == before + OptunaAskTell.REASKS + 1, "asked again up to the bound"
+    repeats_of_t0 = [t for t in asked[3:] if t.params == first[0]]
+    assert repeats_of_t0 and all((t.state, t.value) == (TrialState.COMPLETE, 0.5) for t in repeats_of_t0)
+    assert all(t.intermediate_values == {1: 0.4} for t in repeats_of_t0)
+    waiting = [t for t in asked[3:] if t.params == first[1]]
+    assert waiting and all(t.state == TrialState.RUNNING for t in waiting), "t1 is still training"
+    path = tmp_path / "searcher.pkl"
+    search.save(str(path))
+    restored = OptunaAskTell({}, optuna.samplers.RandomSampler(seed=9))
+    restored.restore(str(path))
+    restored.on_trial_complete("t1", {"best_score": 0.2, "status": "running"})
+    told = [t for t in restored.study.trials[3:] if t.params == first[1]]
+    assert all(t.state == TrialState.PRUNED for t in told), "a repeat gets its original's outcome"
+
+
+def test_a_group_that_ends_early_says_so_and_the_phase_counts_what_it_gave_up(tmp_path, capsys):
+    tiny = SearchGroup(
+        {"dataset": "r8", "loss": "ce", "method": "ce"},
+        OptunaAskTell({"lr": choice(1e-5, 2e-5)}, optuna.samplers.RandomSampler(seed=0)),
+        budget=5,
+    )
+    record = tmp_path / "search-ended-early.json"
+    search = GroupedSearch([tiny, group("b", 1)], str(record))
+    trained = drive(search, budget=10, live_at_once=1)
+    assert len(trained) == 3 and {p["dataset"] for p in trained} == {"r8", "b"}
+    assert search.suggest("later") == Searcher.FINISHED, "Tune is told the phase is over"
+    assert "search r8 ce ended after 2 of 5 trials" in capsys.readouterr().out
+    assert given_up(str(record)) == 3
+    assert given_up(str(tmp_path / "absent.json")) == 0
+
+
+def test_a_search_saved_before_repeats_were_tracked_resumes_without_repeating(tmp_path):
+    search = OptunaAskTell({"x": choice(1, 2, 3)}, optuna.samplers.RandomSampler(seed=0))
+    first = [search.suggest(f"t{n}") for n in range(3)]
+    old = tmp_path / "old.pkl"
+    with old.open("wb") as handle:
+        older = {k: v for k, v in vars(search).items() if k not in ("trained", "waiting", "ended_early")}
+        pickle.dump(older, handle)
+    restored = OptunaAskTell.__new__(OptunaAskTell)  # as Tune unpickles an older searcher
+    restored.__dict__.update(older)
+    restored.restore(str(old))
+    assert sorted(p["x"] for p in first) == [1, 2, 3]
+    assert restored.suggest("t3") == Searcher.FINISHED, "the three trained values are known"

@@ -12,6 +12,7 @@ from statsmodels.stats.multitest import multipletests
 
 from analysis.stats import (
     PAIRWISE_COLUMNS,
+    T_INTERVAL,
     T_TEST,
     WILCOXON,
     bootstrap_ci,
@@ -97,6 +98,10 @@ def test_demsar_friedman_example_mean_ranks_chi2_and_iman_davenport():
     assert result.friedman_statistic > chi2_f
     assert result.friedman_statistic == pytest.approx(10.2283464566929, rel=1e-12)
     assert result.friedman_p == pytest.approx(0.0167215803284414, rel=1e-10)
+    # Iman-Davenport's F beside it, from our (tie-corrected) chi-squared by Demšar's formula.
+    f_f = 13 * result.friedman_statistic / (14 * 3 - result.friedman_statistic)
+    assert result.iman_davenport_statistic == pytest.approx(f_f)
+    assert result.iman_davenport_p == pytest.approx(sps.f.sf(f_f, 3, 39)) and result.iman_davenport_p < 0.05
 
 
 def test_demsar_nemenyi_critical_differences():
@@ -375,14 +380,17 @@ def test_bootstrap_ci_degenerate_inputs():
 
 
 def test_seed_summary():
-    """Per method: mean, std (ddof=1), BCa CI and n over the non-missing seeds."""
+    """Per method: mean, std (ddof=1), t interval (fewer than 30 seeds) and n over the non-missing seeds."""
     scores = synthetic(6)
     scores.iloc[0, 3] = np.nan
     summary = seed_summary(scores)
-    assert list(summary.columns) == ["mean", "std", "ci_low", "ci_high", "n"]
+    assert list(summary.columns) == ["mean", "std", "ci_low", "ci_high", "interval", "n"]
     assert summary.index.name == "method" and list(summary.index) == list(scores.columns)
     np.testing.assert_allclose(summary["mean"], scores.mean())
     np.testing.assert_allclose(summary["std"], scores.std(ddof=1))
     assert summary["n"].tolist() == [6, 6, 6, 5]
-    assert summary.loc["D", ["ci_low", "ci_high"]].tolist() == list(bootstrap_ci(scores["D"].dropna()))
+    d = scores["D"].dropna()
+    expected = sps.t.interval(0.95, len(d) - 1, loc=d.mean(), scale=sps.sem(d))
+    assert summary.loc["D", ["ci_low", "ci_high"]].tolist() == pytest.approx(expected)
+    assert set(summary["interval"]) == {T_INTERVAL}
     assert (summary["ci_low"] < summary["mean"]).all() and (summary["mean"] < summary["ci_high"]).all()

@@ -112,6 +112,28 @@ def test_protocol_searches_under_asha_then_reruns_the_best_config(tmp_path, data
     assert "(2, unsearched)" in summary_table(final).loc["r8", "ce"]
 
 
+def test_a_search_over_a_small_finite_space_trains_each_configuration_once(tmp_path, data_dir, local_ray):
+    """Through Ray Tune: a budget of 8 over 3 learning rates trains 3 trials, one per rate, and
+    the phase ends (Tune waits for no trial that never comes)."""
+    spec = write_spec(
+        tmp_path,
+        name="tiny-grid-search",
+        kind="search",
+        model="tiny-bert",
+        fidelity="frozen",
+        datasets=["r8"],
+        losses=["ce"],
+        seeds=[0],
+        training={"train_size": 48, "eval_size": 40, "max_length": 32, "epochs": 1},
+        search={"trials": 8, "lr": {"choice": [1e-3, 2e-3, 3e-3]}, "max_concurrent": 2},
+    )
+    assert (
+        main(["run", str(spec), "--storage", str(tmp_path), "--data-dir", str(data_dir), "--no-report"]) == 0
+    )
+    search = final_results(load_runs(tmp_path / "tiny-grid-search"))
+    assert sorted(search["config/lr"]) == [1e-3, 2e-3, 3e-3]
+
+
 def test_dry_run_runs_nothing(tmp_path, data_dir, capsys):
     code = main(
         ["run", "demo", "--dry-run", "--storage", str(tmp_path / "none"), "--data-dir", str(data_dir)]

@@ -41,10 +41,8 @@ def test_tiny_bert_trains_two_epochs_with_each_loss(loss, data_dir):
     assert records[-1]["status"] == "completed"
     last = records[-1]
     assert math.isfinite(last["train_loss"]) and last["samples_per_s"] > 0
-    assert ("train_aux" in last) == (loss != "ce")
-    assert {"val_accuracy", "val_macro_f1", "val_knn_macro_f1", "val_silhouette", "test_macro_f1"} <= set(
-        last
-    )
+    assert ("train_aux" in last) == (LOSSES[loss].build is not None)
+    assert {"val_accuracy", "val_macro_f1", "val_knn_macro_f1", "val_silhouette"} <= set(last)
     best = records[last["best_epoch"] - 1]
     assert last["selected_test_macro_f1"] == best["test_macro_f1"], "test metric of the best val epoch"
 
@@ -95,13 +93,48 @@ def test_early_stopping_after_patience(data_dir):
     assert records[-1]["best_epoch"] == 1
 
 
-def test_test_embedding_metrics_are_computed_at_new_best_epochs_only(data_dir):
+def test_the_test_split_is_evaluated_at_new_best_epochs_only(data_dir):
     records = run({**FROZEN, "loss": "ce", "lr": 1e-12, "patience": 2, "epochs": 10}, data_dir)
-    assert [("test_silhouette" in r, "test_knn_macro_f1" in r) for r in records] == [(True, True)] + [
-        (False, False)
-    ] * 2, "epochs 2 and 3 do not beat epoch 1 on validation"
-    assert all("test_macro_f1" in r and "val_silhouette" in r for r in records)
+    tested = [("test_macro_f1" in r, "test_silhouette" in r, "test_knn_macro_f1" in r) for r in records]
+    assert tested == [(True, True, True)] + [(False, False, False)] * 2, (
+        "epochs 2 and 3 do not beat epoch 1 on validation"
+    )
+    assert all("val_macro_f1" in r and "val_silhouette" in r for r in records)
     assert records[-1]["selected_test_silhouette"] == records[0]["test_silhouette"]
+
+
+SELECTED = ("best_epoch", "best_score", "selected_test_accuracy", "selected_test_macro_f1")
+SELECTED += ("selected_test_knn_macro_f1", "selected_test_silhouette")
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {**FROZEN, "loss": "ce", "lr": 1e-12, "patience": 2, "epochs": 10},
+        {**TINY, "loss": "supcon", "epochs": 4, "save_embeddings": True},
+        {**FROZEN, "loss": "gloss", "loss_params": {"lam": 1.0}, "epochs": 3},
+    ],
+)
+def test_test_curves_are_an_option_and_the_selected_test_numbers_do_not_change(config, data_dir):
+    """With `test_curves` the test split is evaluated every epoch, as before it was skipped at
+    epochs that do not become best: the records of each epoch and the selected test numbers are
+    the same, bar the test head metrics of the epochs that never count."""
+    curves = Trainer(TrialConfig.from_dict({**config, "test_curves": True, "data_dir": str(data_dir)}))
+    every = [without_timing(r) for r in curves.run()]
+    lean = Trainer(TrialConfig.from_dict({**config, "data_dir": str(data_dir)}))
+    selected = [without_timing(r) for r in lean.run()]
+    assert [{k: r[k] for k in SELECTED if k in r} for r in selected] == [
+        {k: r[k] for k in SELECTED if k in r} for r in every
+    ]
+    assert selected[-1]["selected_test_macro_f1"] == every[-1]["selected_test_macro_f1"]
+    skipped = {"test_accuracy", "test_macro_f1"}
+    for lean_record, full_record in zip(selected, every, strict=True):
+        assert lean_record == {k: v for k, v in full_record.items() if k in lean_record}
+        assert set(full_record) - set(lean_record) <= skipped
+    if config.get("loss_params") != {"lam": 1.0}:  # standalone rows have no head to test
+        assert all("test_macro_f1" in r for r in every), "test curves: every epoch"
+    if config.get("save_embeddings"):
+        assert torch.equal(lean.best_test_embeddings, curves.best_test_embeddings)
 
 
 def test_two_encoder_passes_option(data_dir):
@@ -179,3 +212,17 @@ def test_the_fused_optimizer_takes_the_reference_loops_steps(optimizer):
     for ours, theirs in zip(fused_model.parameters(), loop_model.parameters(), strict=True):
         torch.testing.assert_close(ours, theirs)
     assert not torch.allclose(fused_model[0].weight, initial), "the steps moved the parameters"
+
+
+@pytest.mark.parametrize(("loss", "body_trains"), [("none", False), ("ce", True)])
+def test_the_control_row_trains_the_head_alone(loss, body_trains, data_dir):
+    """`none` (the control row) keeps the projection as built, so its embeddings are the untrained
+    encoder's; only the head learns. The same run with `ce` (the control of this test) moves both."""
+    trainer = Trainer(TrialConfig.from_dict({**FROZEN, "loss": loss, "epochs": 2, "data_dir": str(data_dir)}))
+    body = {k: v.clone() for k, v in trainer.model.body.state_dict().items()}
+    head = {k: v.clone() for k, v in trainer.model.head.state_dict().items()}
+    records = list(trainer.run())
+    moved = any(not torch.equal(v, trainer.model.body.state_dict()[k]) for k, v in body.items())
+    assert moved == body_trains
+    assert any(not torch.equal(v, trainer.model.head.state_dict()[k]) for k, v in head.items())
+    assert records[-1]["status"] == "completed" and math.isfinite(records[-1]["train_loss"])

@@ -58,6 +58,9 @@ class TrialConfig:
     # minutes of compilation first, worth it for long GPU trials only (bench/gpu.py measures it).
     compile: bool = False
     save_embeddings: bool = False
+    # Test metrics at every epoch (test convergence curves); by default the test split is embedded
+    # only at epochs that become the best on validation, the only ones whose test metrics count.
+    test_curves: bool = False
     silhouette: Literal["euclidean", "cosine"] = "euclidean"
     probe: Literal["linear_adam", "logistic_regression"] = "linear_adam"
     # When a trial checkpoints (the study's `checkpoint` section sets these): every N epochs, or
@@ -117,6 +120,13 @@ class TrialConfig:
     def learning_rate(self) -> float:
         """`lr`, or the fidelity's default (full fine-tuning 2e-5, frozen head 1e-3)."""
         return self.lr if self.lr is not None else DEFAULT_LR[self.fidelity]
+
+    @property
+    def groups_by_length(self) -> bool:
+        """Whether random batches are sorted by token length within windows (full fidelity with
+        `group_by_length`); frozen trials batch fixed-size vectors and class-aware batches are
+        drawn by class, so neither is grouped."""
+        return self.batch_sampler == "random" and self.group_by_length and self.fidelity == "full"
 
     @property
     def standalone(self) -> bool:

@@ -15,6 +15,7 @@ class Needs:
     """What a loss asks of the training loop, so the loop never has to know loss names."""
 
     class_repeats: bool = False  # batches should hold several examples of each class present
+    trains_body: bool = True  # False: the encoder and projection stay as pre-trained; only the head learns
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,23 @@ class CEParams:
 
     def check_batch_size(self, batch_size: int) -> None:
         """Cross-entropy works with any batch."""
+
+
+@dataclass(frozen=True)
+class ControlParams:
+    """The control row trains no body; `lam` still picks its protocol: 0 reads the untrained
+    embeddings with the trained head (integrated), 1 with the linear probe (standalone)."""
+
+    lam: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.lam not in (0.0, 1.0):
+            raise ConfigError(
+                f"loss_params.lam: {self.lam}; the control row 'none' takes 0 (head) or 1 (probe)."
+            )
+
+    def check_batch_size(self, batch_size: int) -> None:
+        """Any batch will do: nothing is trained but the head."""
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import torch
 
 from trainables.config import TrialConfig
 from trainables.data.batches import ClassAwareBatches, RandomBatches
-from trainables.losses import LossContext, Objective, build_aux_loss
+from trainables.losses import LossContext, Objective, build_aux_loss, loss_entry
 from trainables.losses.base import balanced_class_weights
 from trainables.model.classifier import Classifier, FeatureProjection
 from trainables.model.encoder import TextEncoder, load_backbone
@@ -32,7 +32,7 @@ def batch_order(config: TrialConfig, inputs: Inputs) -> RandomBatches | ClassAwa
     (less padding, the same examples each epoch; bench/input_pipeline.py measures the gain)."""
     if config.batch_sampler == "class_aware":
         return ClassAwareBatches(inputs.labels, config.batch_size, config.per_class, config.seed)
-    lengths = inputs.lengths() if config.group_by_length and config.fidelity == "full" else None
+    lengths = inputs.lengths() if config.groups_by_length else None
     return RandomBatches(inputs.labels, config.batch_size, config.seed, lengths)
 
 
@@ -64,7 +64,9 @@ def build_parts(config: TrialConfig, device: torch.device, data: PreparedData | 
     context = LossContext(data.num_classes, data.class_counts, data.pretrained)
     aux = build_aux_loss(config.loss, config.loss_params, context)
     objective = Objective(aux, config.loss_params.lam, class_weights(config, data.class_counts)).to(device)
+    if not loss_entry(config.loss).needs.trains_body:  # the control row: only the head learns
+        model.body.requires_grad_(False)
     batches = batch_order(config, data.train)
-    optimizer = build_optimizer(model.parameters(), config)
+    optimizer = build_optimizer([p for p in model.parameters() if p.requires_grad], config)
     scheduler = build_scheduler(optimizer, config, len(batches))
     return Parts(data, model, objective, batches, optimizer, scheduler, evaluation_for(config))
