@@ -113,10 +113,23 @@ def parse_records(text: str, where: str) -> tuple[list[dict], list[int]]:
     return records, damaged
 
 
+def latest_per_epoch(records: list[dict]) -> tuple[list[dict], int]:
+    """The trial's records with each epoch once, and how many were superseded. A trial restored
+    from a checkpoint older than its last record trains that epoch again and logs it again (Tune
+    logs an epoch's record before its checkpoint is registered, so a driver stopped between the
+    two resumes the trial one checkpoint back): as in a log replay, the later record of an epoch
+    supersedes the earlier one, in the earlier one's place."""
+    latest: dict = {}
+    for record in records:
+        latest[record.get("epoch", id(record))] = record
+    return list(latest.values()), len(records) - len(latest)
+
+
 def read_trial(fs: pyarrow.fs.FileSystem, trial: Trial) -> tuple[list[dict], dict]:
     """The trial's records (their config removed) and one row of facts about the trial: its
     flattened config, folder, last error line, restarts (Ray appends a "Failure # N" entry to
-    error.txt at each failure it restarts from, or gives up on) and damaged record lines. A trial
+    error.txt at each failure it restarts from, or gives up on), damaged record lines and
+    epochs trained again after a resume (latest_per_epoch). A trial
     that failed before its first report still gives one record, marked failed; one whose records
     cannot be read at all, one marked unreadable."""
     try:
@@ -125,6 +138,7 @@ def read_trial(fs: pyarrow.fs.FileSystem, trial: Trial) -> tuple[list[dict], dic
         warnings.warn(f"{trial.location}: {RESULT_FILE} unreadable ({error})", DamagedRecordWarning, 2)
         text = None
     records, damaged = parse_records(text or "", trial.location)
+    records, replayed = latest_per_epoch(records)
     config = records[-1].get("config") if records else None
     if config is None and PARAMS_FILE in trial.files:
         config = json.loads(read_text(fs, f"{trial.path}/{PARAMS_FILE}"))
@@ -138,6 +152,7 @@ def read_trial(fs: pyarrow.fs.FileSystem, trial: Trial) -> tuple[list[dict], dic
         "error": errors.splitlines()[-1] if errors else "",
         "failures": sum(line.startswith("Failure # ") for line in errors.splitlines()),
         "damaged_lines": len(damaged),
+        "replayed_epochs": replayed,
     }
     if not records:
         unreadable = text is None or bool(damaged)

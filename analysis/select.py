@@ -12,6 +12,7 @@ FROM_LAST = (
     "error",
     "failures",
     "damaged_lines",
+    "replayed_epochs",
 )
 #: What names one trial of a fixed comparison; a second folder with the same names is a duplicate.
 COMPARISON_KEY = ("dataset", "loss", "seed", "phase", "factor", "level")

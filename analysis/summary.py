@@ -30,6 +30,12 @@ def outcome_note(final: pd.DataFrame) -> str:
         )
     if note := damage_note(final):
         lines.append(note)
+    if "replayed_epochs" in final and (replayed := int(final["replayed_epochs"].sum())):
+        trials = int((final["replayed_epochs"] > 0).sum())
+        lines.append(
+            f"{replayed} epochs trained again in {trials} trials after a resume (each restarted from its "
+            "last registered checkpoint); the later record of each such epoch is the one read"
+        )
     if "duplicates" in final and (duplicates := int(final["duplicates"].sum())):
         lines.append(f"{duplicates} duplicate trial folders ignored (same dataset, loss, seed and phase)")
     return "\n".join(lines)

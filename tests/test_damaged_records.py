@@ -142,3 +142,21 @@ def test_analyze_of_a_running_study_says_so(study, tmp_path, capsys):
     assert main(["analyze", str(study), "--summary"]) == 0
     out = capsys.readouterr().out
     assert f"study running (pid {os.getpid()}" in out and "3 trials left" in out
+
+
+def test_an_epoch_trained_again_after_a_resume_is_read_once_the_later_record_winning(study, capsys):
+    """Tune logs an epoch's record before it registers the epoch's checkpoint: a driver stopped
+    between the two resumes the trial from the checkpoint before, which trains and logs that epoch
+    again. The later record supersedes the earlier, in its place, and the note counts it."""
+    result = study / TRIAL / "result.json"
+    lines = result.read_text().splitlines()
+    again = json.loads(lines[1]) | {"selected_test_macro_f1": 0.123456}
+    result.write_text("\n".join([*lines[:2], json.dumps(again), *lines[2:]]) + "\n")
+    runs = load_runs(study)
+    trial = runs[runs["trial_dir"].str.endswith("r8-gloss-s1-8260ac1a")]
+    assert trial["epoch"].tolist() == sorted(set(trial["epoch"])) and len(trial) == len(lines)
+    epoch = json.loads(lines[1])["epoch"]
+    assert trial.loc[trial["epoch"] == epoch, "selected_test_macro_f1"].item() == 0.123456
+    final = final_results(runs)
+    assert final["replayed_epochs"].sum() == 1
+    assert "1 epochs trained again in 1 trials after a resume" in outcome_note(final)
