@@ -544,9 +544,10 @@ def test_a_requeued_job_resumes_the_study_taking_over_its_lease(tmp_path):
 
 
 # Four hundred trials (200 seeds x 2 losses), one at a time, for 2-minute allocations told to
-# stop 30 s before their limit: after start-up (Ray, the driver, Tune's restore; 20 s to a minute) an allocation trains
-# for 70 s at most, about 175 trials on an idle machine (two allocations finished 200 there), so
-# no two of them finish the study; on a loaded machine it takes more allocations.
+# stop 30 s before their limit: after start-up (Ray, the driver, Tune's restore; 20 s to a
+# minute) an allocation trains for 70 s at most, about 175 trials on an idle machine (two
+# allocations finished 200 there), so no two of them finish the study; on a loaded machine it
+# takes more allocations.
 SEEDS = 200
 CONTINUED = {**FIRST, "name": "slurm-continued", "seeds": list(range(SEEDS))}
 
