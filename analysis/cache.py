@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.storage import is_uri
 from common.atomic import atomic_path, write_text
+from common.storage import is_uri
 
 CACHE_DIR = ".gloss-analysis"
 ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")

@@ -1,7 +1,7 @@
 """Load studies (Ray Tune experiments) into one tidy DataFrame without starting Ray: one row per
 trial x epoch, a column for every metric and (as config/...) every config field.
 
-A study is a local folder or a URI (s3://bucket/prefix/study, or any scheme analysis.storage
+A study is a local folder or a URI (s3://bucket/prefix/study, or any scheme common.storage
 resolves). Only the record files are read (result.json, error.txt, and params.json where a trial
 never reported), never checkpoints; from object storage in parallel threads, as each read waits
 on the network. A columnar cache (analysis.cache) remembers each trial's file sizes and
@@ -22,11 +22,18 @@ import pandas as pd
 import pyarrow.fs
 
 from analysis.cache import CACHE_DIR, cache_folder, read_cache, write_cache
-from analysis.storage import files_under, filesystem, is_uri, list_files
-from common.records import IDENTITY, RECORD_VERSION, DamagedRecordWarning, Status
+from common.records import (
+    ERROR_FILE,
+    IDENTITY,
+    PARAMS_FILE,
+    RECORD_FILES,
+    RECORD_VERSION,
+    RESULT_FILE,
+    DamagedRecordWarning,
+    Status,
+)
+from common.storage import below, files_under, filesystem, is_uri, list_files
 
-RESULT_FILE, ERROR_FILE, PARAMS_FILE = "result.json", "error.txt", "params.json"
-RECORD_FILES = (RESULT_FILE, ERROR_FILE, PARAMS_FILE)
 # Where a trial's config holds each identity field: `loss` is the study's row (config `method`;
 # records older than rows name the registry loss), `loss_function` the registry loss.
 CONFIG_KEYS = {"loss": ("method", "loss"), "loss_function": ("loss",)}
@@ -46,13 +53,6 @@ class Trial:
     def signature(self) -> list[int]:
         """What changes when the trial's records change: size and mtime of result and error."""
         return [value for name in (RESULT_FILE, ERROR_FILE) for value in self.files.get(name, (-1, -1))]
-
-
-def below(location: str, relative: str) -> str:
-    """`location/relative`, keeping a local location as the user wrote it (relative or not)."""
-    if not relative:
-        return location
-    return f"{location.rstrip('/')}/{relative}" if is_uri(location) else str(Path(location) / relative)
 
 
 def trial_folders(location: str, fs: pyarrow.fs.FileSystem, path: str) -> list[Trial]:

@@ -24,7 +24,6 @@ from analysis.plots import (
 )
 from analysis.select import comparison_trials, final_results, finished, unsearched
 from analysis.stats import MIN_BOOTSTRAP_N, seed_summary
-from analysis.storage import exists, is_uri, join, read_bytes, upload_folder
 from analysis.summary import outcome_note
 from analysis.tables import ablation_levels, results_table
 from analysis.verdict_text import (
@@ -37,6 +36,7 @@ from analysis.verdict_text import (
 from analysis.verdicts import DEFAULT_ROPE, ProtocolComparison, StudyComparison, compare_study
 from common.atomic import write_text
 from common.records import PROVENANCE_FILE
+from common.storage import exists, is_uri, join, read_bytes, upload_folder
 
 PROTOCOL = """Model selection uses validation data only: each trial reports test metrics at its best
 validation epoch (macro-F1 of the head; validation silhouette for standalone rows, whose test

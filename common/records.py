@@ -40,6 +40,11 @@ SEARCH_METRIC, SEARCH_MODE = "best_score", "max"
 # Test macro-F1 at the best validation epoch (the probe's in standalone mode): what tables report.
 RESULT_METRIC = "selected_test_macro_f1"
 
+# A trial folder's record files, as Ray Tune writes them: the records (one JSON object per line),
+# the errors it met ("Failure # N" entries) and the trial's config (written before any record).
+RESULT_FILE, ERROR_FILE, PARAMS_FILE = "result.json", "error.txt", "params.json"
+RECORD_FILES = (RESULT_FILE, ERROR_FILE, PARAMS_FILE)
+
 # A study's folder (<storage>/<study>): its provenance file and one folder per phase, each a Ray
 # Tune experiment of trial folders.
 PROVENANCE_FILE = "study.json"

@@ -232,7 +232,7 @@ def status_command(args: argparse.Namespace) -> int:
 
 def study_location(study: str) -> str:
     """A study folder (`~` expanded) or URI that exists; refused in one sentence otherwise."""
-    from analysis.storage import is_uri
+    from common.storage import is_uri
 
     check_study(study)
     return study if is_uri(study) else str(Path(study).expanduser())
@@ -241,7 +241,7 @@ def study_location(study: str) -> str:
 def study_parts(location: str, *kinds: str) -> tuple[str, ...] | None:
     """The folders of `location` to read records from when it is one of `kinds` (study, phase,
     trial); None when it is not."""
-    from analysis.layout import layout
+    from common.layout import layout
 
     found = layout(location)
     return found.parts if found.kind in kinds else None
@@ -423,7 +423,7 @@ def analyze_command(args: argparse.Namespace) -> int:
     from analysis import check_settings, compare_study, comparison_text, final_results, load_runs
     from analysis.bayes import stan_available
     from analysis.report import build_report
-    from analysis.storage import join
+    from common.storage import join
 
     settings = {"rope": args.rope / 100, "correction": args.correction, "baseline": args.baseline}
     settings["split"] = not args.together
@@ -495,7 +495,7 @@ def check_study(study: str) -> None:
     """A study folder or URI that exists (and, for a URI, a store that answers)."""
     import pyarrow
 
-    from analysis.storage import is_folder, is_uri
+    from common.storage import is_folder, is_uri
 
     try:
         found = is_folder(study)

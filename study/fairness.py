@@ -7,9 +7,9 @@ from collections import Counter
 
 from common.errors import ConfigError
 from common.typed import suggest
-from study.plan import Group, fixed_keys, space_origin
+from study.phase import Group
 from study.spaces import configurations
-from study.spec import CONDITIONS, StudySpec, where_in_spec
+from study.spec import CONDITIONS, StudySpec, fixed_keys, space_origin, where_in_spec
 from trainables.config import DEFAULT_LR, TrialConfig
 from trainables.data.batches import GROUP_WINDOW
 from trainables.losses import loss_entry

@@ -7,10 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from analysis.storage import filesystem, join, native_scheme
 from common.errors import GlossError, StudyInterrupted
 from common.records import FINISHED, SEARCH_METRIC, SEARCH_MODE
-from study.plan import Phase, final_phase, new_trials, phases
+from common.storage import filesystem, join, native_scheme
+from study.naming import trial_folder_name
+from study.phase import Phase
+from study.plan import final_phase, new_trials, phases
 from study.searchers import given_up
 from study.spec import StudySpec
 
@@ -139,13 +141,6 @@ def live_trials(spec: StudySpec, phase: Phase, options: RunOptions) -> int:
     limiter), each a placement-group request the autoscaler sees; without a limiter a custom
     searcher gets one pending trial at a time, and a cluster grows one node at a time."""
     return options.max_concurrent or spec.max_concurrent or phase.trials
-
-
-def trial_folder_name(trial) -> str:
-    """Readable trial folders, and the trials' names (Tune's messages, the trackers' runs):
-    <dataset>-<loss>-s<seed>-<trial id>."""
-    config = trial.config
-    return f"{config['dataset']}-{config['loss']}-s{config['seed']}-{trial.trial_id}"
 
 
 def scheduler(spec: StudySpec, phase: Phase):

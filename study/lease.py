@@ -18,9 +18,9 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
-from analysis.storage import exists, filesystem, is_uri, join, read_bytes, write_bytes
 from common.atomic import running
 from common.errors import GlossError, StudyInterrupted
+from common.storage import exists, filesystem, is_uri, join, read_bytes, write_bytes
 
 LEASE_FILE = ".gloss-lease.json"
 HEARTBEAT_S = 20.0

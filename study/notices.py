@@ -3,7 +3,7 @@ study's log (study.run_log)."""
 
 from pathlib import Path
 
-from study.launch import trial_folder_name
+from study.naming import trial_folder_name
 
 
 def fault(trial) -> str:

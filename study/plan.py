@@ -5,80 +5,16 @@ dict once, where a searcher hands them to Ray Tune, and typed again once, inside
 
 import dataclasses
 import json
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from common.errors import ConfigError
-from common.typed import join_path
+from study.fairness import check_fair
+from study.phase import Group, Phase
 from study.searchers import FixedTrials, GroupedSearch, SearchGroup, merge_params, optuna_searcher
 from study.spaces import LEARNING_RATE, Distribution, configurations, parse_distribution, search_space
-from study.spec import StudySpec, where_in_spec
+from study.spec import StudySpec, fixed_keys, space_origin, where_in_spec
 from trainables.config import TrialConfig
 from trainables.training.seeding import seed_hash
-
-
-@dataclass(frozen=True)
-class Group:
-    """One (phase, dataset, row) of a plan: the fixed config its trials get, their seeds and
-    count, and the space a search draws from (the final phase's values come from it)."""
-
-    phase: str
-    dataset: str
-    row: str
-    loss_function: str
-    seeds: tuple[int, ...]
-    trials: int
-    config: TrialConfig
-    space: dict[str, Distribution] = field(default_factory=dict)
-    budget: int = 0
-    exhaustive: bool = False
-
-    def summary(self) -> dict[str, Any]:
-        """The dry run's JSON object for this group; a search's config leaves out what it draws,
-        and its budget and how it is spent (every configuration once, or sampled) are added."""
-        searched = set(self.space) if self.phase == "search" else set()
-        plain = self.config.to_dict()
-        config = {key: value for key, value in plain.items() if key not in searched | {"seed"}}
-        config["loss_params"] = {k: v for k, v in plain["loss_params"].items() if k not in searched}
-        spent = {"budget": self.budget, "search": self.spending()} if self.phase == "search" else {}
-        return {
-            "phase": self.phase,
-            "dataset": self.dataset,
-            "loss": self.row,
-            "loss_function": self.loss_function,
-            "seeds": list(self.seeds),
-            "trials": self.trials,
-            **spent,
-            "config": config,
-            "space": {name: d.summary() for name, d in self.space.items()},
-        }
-
-    def spending(self) -> str:
-        """How a search spends its budget: 'exhaustive' (a finite space no larger than the budget,
-        every configuration once) or 'sampled'."""
-        return "exhaustive" if self.exhaustive else "sampled"
-
-
-@dataclass(frozen=True)
-class Phase:
-    """One Tune experiment: its phase's name, its trial count and the searcher that yields its
-    trials (called with where a search records groups that ended early); `folder` names the
-    experiment when it is not the phase's first (a grown study's `grid+1`, study/growth.py)."""
-
-    name: str
-    trials: int
-    searcher: Callable[[], Any]
-    preview: tuple[str, ...]
-    asha: bool = False
-    groups: tuple[Group, ...] = ()
-    folder: str = ""
-
-    @property
-    def experiment(self) -> str:
-        """The Tune experiment's name: the folder under the study that holds its trials."""
-        return self.folder or self.name
-
 
 ROW_OWNED = {"dataset", "loss", "method", "loss_params", "seed", "study", "phase", "tags"}
 
@@ -271,22 +207,6 @@ def search_line(group: Group) -> str:
     return f"{group.trials} trials over {names}: sampled, no configuration twice (budget {group.budget})"
 
 
-def fixed_keys(spec: StudySpec, row: str) -> set[str]:
-    """The trial settings and loss parameters the spec fixes for `row`: never searched."""
-    method = spec.method(row)
-    return set(spec.training) | set(spec.loss_params.get(method.loss, {})) | set(method.params)
-
-
-def space_origin(spec: StudySpec, row: str, name: str) -> str:
-    """The spec key that puts `name` into the row's search space, or '' for a default."""
-    method = spec.method(row)
-    if name in method.space and row in spec.rows:
-        return join_path(f"losses.{spec.rows.index(row)}.space", name)
-    if name in spec.search.space.get(row, {}):
-        return join_path(f"search.space.{row}", name)
-    return "search.lr" if name == "lr" and spec.search.lr is not None else ""
-
-
 def row_space(spec: StudySpec, row: str, base: TrialConfig) -> dict[str, Distribution]:
     """The row's search space, each bound checked against the loss's own validation; a space
     entry for a value the spec fixes is refused."""
@@ -365,8 +285,6 @@ def final_preview(spec: StudySpec) -> Phase:
 def phases(spec: StudySpec) -> list[Phase]:
     """The phases a study runs, in order (the final phase of a protocol is only previewed),
     refused when its rows do not share their conditions (study/fairness.py)."""
-    from study.fairness import check_fair
-
     if spec.kind == "grid":
         plan = [grid_phase(spec)]
     elif spec.kind == "ablation":

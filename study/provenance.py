@@ -12,8 +12,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from analysis.storage import exists, join, read_bytes, write_bytes
 from common.records import PROVENANCE_FILE
+from common.storage import exists, join, read_bytes, write_bytes
 
 PACKAGES = ("gloss-study", "torch", "transformers", "ray", "optuna")
 

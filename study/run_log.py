@@ -10,8 +10,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from analysis.storage import is_uri, local_path
 from common.paths import cache_root
+from common.storage import is_uri, local_path
 
 LOG_NAME = "driver.log"
 # Ray's own logger (propagation off, one handler writing to stderr), Python's warnings, and the

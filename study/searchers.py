@@ -16,8 +16,8 @@ from optuna.trial import TrialState
 from ray.tune.result import TRAINING_ITERATION
 from ray.tune.search import ConcurrencyLimiter, Searcher
 
-from analysis.storage import exists, read_bytes, write_bytes
 from common.records import FINISHED, SEARCH_METRIC, SEARCH_MODE
+from common.storage import exists, read_bytes, write_bytes
 from study.spaces import Distribution, SpaceSampler, configurations, split_params
 
 

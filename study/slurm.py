@@ -11,8 +11,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from analysis.storage import is_uri
 from common.errors import GlossError
+from common.storage import is_uri
 from study.spec import Resources
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "cluster" / "slurm.sbatch"

@@ -317,3 +317,19 @@ def where_in_spec(spec: StudySpec, row: str, trial_key: str) -> str:
     if trial_key.startswith("loss_params."):
         return join_path(f"loss_params.{method.loss}", name)
     return join_path("training", trial_key)
+
+
+def fixed_keys(spec: StudySpec, row: str) -> set[str]:
+    """The trial settings and loss parameters the spec fixes for `row`: never searched."""
+    method = spec.method(row)
+    return set(spec.training) | set(spec.loss_params.get(method.loss, {})) | set(method.params)
+
+
+def space_origin(spec: StudySpec, row: str, name: str) -> str:
+    """The spec key that puts `name` into the row's search space, or '' for a default."""
+    method = spec.method(row)
+    if name in method.space and row in spec.rows:
+        return join_path(f"losses.{spec.rows.index(row)}.space", name)
+    if name in spec.search.space.get(row, {}):
+        return join_path(f"search.space.{row}", name)
+    return "search.lr" if name == "lr" and spec.search.lr is not None else ""

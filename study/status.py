@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from analysis.layout import children, layout
-from analysis.load import RECORD_FILES, load_runs
+from analysis.load import load_runs
 from analysis.select import final_results
-from analysis.storage import files_under, join, read_bytes
-from common.records import FINISHED, PHASES, PROVENANCE_FILE, SEARCH_METRIC, Status
+from common.layout import children, layout
+from common.records import FINISHED, PHASES, PROVENANCE_FILE, RECORD_FILES, SEARCH_METRIC, Status
+from common.storage import files_under, join, read_bytes
 from study.lease import STALE_AFTER_S, read_lease
 from study.progress import clock
 
@@ -133,7 +133,7 @@ def phase_status(
     tune = tune or {}
     seen_ids = set()
     for _, trial in trials.iterrows():
-        # <dataset>-<loss>-s<seed>-<trial id> (launch.trial_folder_name); a trial that failed
+        # <dataset>-<loss>-s<seed>-<trial id> (study.naming); a trial that failed
         # before its first report has no record to name its id.
         recorded = trial.get("trial_id")
         trial_id = recorded if isinstance(recorded, str) else str(trial["trial_dir"]).rsplit("-", 1)[-1]

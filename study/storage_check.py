@@ -11,8 +11,8 @@ import socket
 
 import pyarrow.fs
 
-from analysis.storage import exists, filesystem, is_uri, join, read_bytes, write_bytes
 from common.errors import ConfigError
+from common.storage import exists, filesystem, is_uri, join, read_bytes, write_bytes
 
 CHECK_FOLDER = ".gloss-storage-check"
 TIMEOUT_S = 120.0

@@ -8,9 +8,10 @@ import os
 import typing
 from typing import Any
 
-from analysis.storage import is_uri, local_path
 from common.errors import ConfigError, GlossError
+from common.storage import is_uri, local_path
 from common.typed import suggest
+from study.naming import trial_folder_name
 from study.spec import StudySpec, Tracker
 
 TRACKERS: tuple[str, ...] = typing.get_args(Tracker)
@@ -89,8 +90,6 @@ def mlflow_callback(spec: StudySpec, phase: str, root: str) -> Any:
     metrics as history (step = epoch), and its identity (study, dataset, loss, seed, phase) and
     folder name as tags."""
     from ray.air.integrations.mlflow import MLflowLoggerCallback
-
-    from study.launch import trial_folder_name
 
     class IdentifiedMLflowLogger(MLflowLoggerCallback):
         """Tags each trial's run with its identity and folder (the callback's tags are otherwise

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from analysis.storage import upload_folder
+from common.storage import upload_folder
 from study.cli import main
 from tests.processes import finished_trials, records, start_gloss, wait_for
 from tests.s3_server import s3_server

@@ -8,11 +8,9 @@ from dataclasses import dataclass
 
 import pyarrow.fs
 
-from analysis.load import below
-from analysis.storage import filesystem
-from common.records import PHASES, PROVENANCE_FILE
+from common.records import PHASES, PROVENANCE_FILE, RESULT_FILE
+from common.storage import below, filesystem
 
-RESULT_FILE = "result.json"
 EXPERIMENT_STATE = "experiment_state-"
 
 

@@ -102,3 +102,10 @@ def upload_folder(folder: Path, location: str) -> None:
     pyarrow.fs.copy_files(
         str(folder), path, source_filesystem=pyarrow.fs.LocalFileSystem(), destination_filesystem=fs
     )
+
+
+def below(location: str, relative: str) -> str:
+    """`location/relative`, keeping a local location as the user wrote it (relative or not)."""
+    if not relative:
+        return location
+    return f"{location.rstrip('/')}/{relative}" if is_uri(location) else str(Path(location) / relative)
