@@ -114,7 +114,7 @@ def test_a_protocol_grows_by_a_row_and_a_seed_on_object_storage(tmp_path, data_d
     parts = [key.split("/") for key in keys if key.endswith("/result.json")]
     trials = Counter(f"{experiment}/{trial.rsplit('-', 1)[0]}" for _, _, experiment, trial, _ in parts)
     assert trials == {
-        "search/r8-ce-s1": 2,
+        "search/r8-ce-s1": 1,  # lr fixed: CE's space holds one configuration, trained once
         "search+1/r8-gloss-s1": 2,
         "final/r8-ce-s0": 1,
         "final+1/r8-ce-s2": 1,
