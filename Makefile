@@ -51,9 +51,10 @@ slurm:
 	  ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq slurm-wlm munge)
 
 # Multi-node clusters in network namespaces (needs root: ip netns, unshare, nsenter), SLURM on
-# localhost and chaos at scale: minutes each, run by CI after `make test`.
+# localhost, chaos at scale and whole studies run several times: minutes each, run by CI after
+# `make test`.
 test-cluster: $(STAMP) slurm
-	$(BIN)/python -m pytest -q -m "cluster or chaos or faults"
+	$(BIN)/python -m pytest -q -m "cluster or chaos or faults or studies"
 
 demo: $(STAMP)
 	$(BIN)/gloss run demo

@@ -46,6 +46,7 @@ def records(study: Path) -> dict[str, str]:
     return {str(path.relative_to(study)): path.read_text() for path in sorted(study.glob("*/*/result.json"))}
 
 
+@pytest.mark.studies  # four runs of a study through the CLI: `make test-cluster` runs it
 def test_an_added_seed_runs_only_its_trials_and_an_edited_lr_is_refused(tmp_path, data_dir, capsys):
     study = tmp_path / "growing"
     assert run(GRID, tmp_path, str(tmp_path), data_dir, "first") == 0
