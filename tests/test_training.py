@@ -62,8 +62,13 @@ def test_frozen_minilm_beats_chance_with_each_loss(loss, data_dir):
 
 @pytest.mark.parametrize("config", [{**FROZEN, "loss": "gloss"}, {**TINY, "loss": "supcon", "epochs": 4}])
 def test_resumed_training_equals_uninterrupted(config, data_dir):
+    """A trainer restored from the state taken after epoch 2 continues as the one that took it
+    (taking a state scores the best epoch's test embeddings, so both take one)."""
     config = {**config, "epochs": 4, "data_dir": str(data_dir)}
-    uninterrupted = [without_timing(r) for r in Trainer(TrialConfig.from_dict(config)).run()]
+    kept = Trainer(TrialConfig.from_dict(config))
+    uninterrupted = [without_timing(kept.run_epoch()) for _ in range(2)]
+    kept.state_dict()
+    uninterrupted += [without_timing(r) for r in kept.run()]
     first = Trainer(TrialConfig.from_dict(config))
     head = [without_timing(first.run_epoch()) for _ in range(2)]
     state = first.state_dict()
@@ -96,11 +101,46 @@ def test_early_stopping_after_patience(data_dir):
 def test_the_test_split_is_evaluated_at_new_best_epochs_only(data_dir):
     records = run({**FROZEN, "loss": "ce", "lr": 1e-12, "patience": 2, "epochs": 10}, data_dir)
     tested = [("test_macro_f1" in r, "test_silhouette" in r, "test_knn_macro_f1" in r) for r in records]
-    assert tested == [(True, True, True)] + [(False, False, False)] * 2, (
-        "epochs 2 and 3 do not beat epoch 1 on validation"
+    assert tested == [(True, False, False)] + [(False, False, False)] * 2, (
+        "epochs 2 and 3 do not beat epoch 1 on validation; the embedding metrics wait for the end"
     )
     assert all("val_macro_f1" in r and "val_silhouette" in r for r in records)
-    assert records[-1]["selected_test_silhouette"] == records[0]["test_silhouette"]
+    assert "selected_test_silhouette" not in records[0], "not scored while it can be superseded"
+
+
+def test_the_best_epochs_test_embeddings_are_scored_once_with_the_numbers_of_that_epoch(data_dir):
+    """kNN and silhouette of the test split are scored when training ends (or before a
+    checkpoint), on the embeddings of the best validation epoch: equal to scoring that epoch's
+    test embeddings at the time, by the metrics' independent references (scikit-learn's
+    silhouette on unit vectors, the leave-one-out kNN), and unlike the last epoch's."""
+    from sklearn.metrics import f1_score, silhouette_samples
+
+    config = TrialConfig.from_dict(
+        {**FROZEN, "loss": "ce", "epochs": 8, "patience": 3, "data_dir": str(data_dir)}
+    )
+    trainer = Trainer(config)
+    labels = trainer.data.test.labels
+    at_best, records = None, []
+    for record in trainer.run():
+        records.append(record)
+        if trainer.best.epoch == record["epoch"] and not trainer.finished:
+            at_best = trainer.embed(trainer.data.test)[0]
+    last = records[-1]
+    assert 1 < last["best_epoch"] < last["epoch"], "the best epoch must be neither the first nor the last"
+    assert all("selected_test_silhouette" not in r for r in records[:-1])
+
+    def silhouette(embeddings: torch.Tensor) -> float:
+        """The paper's macro silhouette: members of singleton classes left out first."""
+        classes, counts = np.unique(labels, return_counts=True)
+        kept = np.isin(labels, classes[counts > 1])
+        unit = torch.nn.functional.normalize(embeddings.double(), dim=1).numpy()[kept]
+        per_sample = silhouette_samples(unit, labels[kept])
+        return float(np.mean([per_sample[labels[kept] == c].mean() for c in np.unique(labels[kept])]))
+
+    knn = knn_predictions(at_best, torch.from_numpy(labels)).numpy()
+    assert last["selected_test_silhouette"] == pytest.approx(silhouette(at_best), abs=1e-9)
+    assert last["selected_test_knn_macro_f1"] == pytest.approx(f1_score(labels, knn, average="macro"))
+    assert last["selected_test_silhouette"] != pytest.approx(silhouette(trainer.embed(trainer.data.test)[0]))
 
 
 SELECTED = ("best_epoch", "best_score", "selected_test_accuracy", "selected_test_macro_f1")

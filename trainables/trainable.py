@@ -62,7 +62,8 @@ def report_epoch(trainer: "Trainer", record: dict[str, Any], cadence: "Cadence")
     """Report an epoch to Tune, with a checkpoint of the trainer state when the cadence says so.
     The last epoch always carries a checkpoint: the state when `checkpoint_final_state`, else a
     small end marker (so a trial restored after it ended trains no further), with the saved test
-    embeddings."""
+    embeddings. A checkpointed epoch's record carries the best epoch's test embedding metrics,
+    scored before the state is written."""
     from ray import tune
 
     from trainables.checkpoint import save_ended, save_state
@@ -74,6 +75,7 @@ def report_epoch(trainer: "Trainer", record: dict[str, Any], cadence: "Cadence")
         return
     with tempfile.TemporaryDirectory() as folder:
         if with_state:
+            record |= trainer.score_best_test_embeddings()
             save_state(trainer.state_dict(), folder)
             cadence.saved()
         else:

@@ -47,6 +47,7 @@ class Trainer:
         self.best = BestEpoch(config.patience)
         self.best_test_embeddings: torch.Tensor | None = None
         self.best_test_embeddings_candidate: torch.Tensor | None = None  # this epoch's, if it is best
+        self.unscored_test_embeddings: torch.Tensor | None = None  # the best epoch's, kNN/silhouette due
         self.epoch = 0
         self.train_time = 0.0
         self.status = Status.RUNNING
@@ -87,9 +88,22 @@ class Trainer:
             **self.placement.record(),
         )
         if self.finished:
+            self.score_best_test_embeddings()
             record.update(self.evaluation.finish(self.model, self._embed_split))
         record.update(self._selection_fields())
         return record
+
+    def score_best_test_embeddings(self) -> dict:
+        """The best epoch's test kNN macro-F1 and silhouette (O(n^2) in the test split), computed
+        once the epoch can no longer be superseded before they are read: when training ends or
+        before a checkpoint (which holds the best record, not the embeddings). The same numbers as
+        scoring at the epoch itself, without paying for every epoch that is best for a while.
+        Returns the selection fields, updated."""
+        if self.unscored_test_embeddings is not None:
+            labels, embeddings = self.data.test.labels, self.unscored_test_embeddings
+            self.best.record.update(embedding_metrics("test", labels, embeddings, self.config.silhouette))
+            self.unscored_test_embeddings = None
+        return self._selection_fields()
 
     def _forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.autocast(
@@ -175,8 +189,9 @@ class Trainer:
     def _evaluate(self) -> dict:
         """Validation metrics every epoch; the test split is embedded only at an epoch that
         validation makes the new best, the only epochs whose test metrics are ever reported (the
-        same numbers, at a fraction of the cost), or every epoch with `test_curves` (test curves;
-        the embedding metrics, kNN and silhouette, O(n^2), stay at new best epochs)."""
+        same numbers, at a fraction of the cost), or every epoch with `test_curves` (test curves).
+        The test embeddings' own metrics, kNN and silhouette, wait for
+        `score_best_test_embeddings`."""
         record = {"silhouette_metric": self.config.silhouette, "probe": self.config.probe}
         embeddings, logits = self.embed(self.data.val)
         record.update(self.evaluation.split_metrics("val", self.data.val.labels, logits))
@@ -186,14 +201,12 @@ class Trainer:
             embeddings, logits = self.embed(self.data.test)
             record.update(self.evaluation.split_metrics("test", self.data.test.labels, logits))
             if best:
-                record.update(
-                    embedding_metrics("test", self.data.test.labels, embeddings, self.config.silhouette)
-                )
                 self.best_test_embeddings_candidate = embeddings
         return record
 
     def _select(self, record: dict) -> None:
         if self.best.update(self.epoch, record[self.config.monitor_metric], record):
+            self.unscored_test_embeddings = self.best_test_embeddings_candidate
             self.evaluation.on_new_best(self.model)
             if self.config.save_embeddings:
                 self.best_test_embeddings = self.best_test_embeddings_candidate.half()
@@ -232,7 +245,9 @@ class Trainer:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     def state_dict(self) -> dict:
-        """Everything needed to continue after this epoch; RNG state derives from (seed, epoch)."""
+        """Everything needed to continue after this epoch; RNG state derives from (seed, epoch).
+        The best epoch's test metrics are scored first, so the state holds them."""
+        self.score_best_test_embeddings()
         return {
             "epoch": self.epoch,
             "status": self.status.value,  # plain data: checkpoints load with weights_only
