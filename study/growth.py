@@ -14,9 +14,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from common.errors import ConfigError
-from study.spec import StudySpec
+from study.spec import StudySpec, spec_from_mapping
 
-OPERATIONAL = {"storage", "max_concurrent", "tracking", "resources", "max_failures", "description"}
+OPERATIONAL = {
+    "storage",
+    "max_concurrent",
+    "search.max_concurrent",
+    "tracking",
+    "resources",
+    "max_failures",
+    "checkpoint",
+    "description",
+    "training.data_dir",
+}
 GROWING = ("seeds", "datasets", "losses")
 DERIVED = {"methods"}  # recomputed from `losses`
 
@@ -90,12 +100,7 @@ def changed_keys(started: dict[str, Any], given: dict[str, Any]) -> list[str]:
     """'key old -> new' for every setting that differs and may not (neither operational nor
     growing), and for seeds, datasets or rows that were removed or redefined."""
     old, new = flat(started), flat(given)
-    skipped = OPERATIONAL | set(GROWING) | DERIVED
-    keys = sorted(
-        key
-        for key in old.keys() | new.keys()
-        if key.split(".")[0] not in skipped and key != "training.data_dir" and old.get(key) != new.get(key)
-    )
+    keys = sorted(key for key in old.keys() | new.keys() if not skipped(key) and old.get(key) != new.get(key))
     changes = [f"{key} {show(old.get(key))} -> {show(new.get(key))}" for key in keys]
     for key in ("seeds", "datasets"):
         if missing := [value for value in started[key] if value not in given[key]]:
@@ -108,6 +113,13 @@ def changed_keys(started: dict[str, Any], given: dict[str, Any]) -> list[str]:
     return changes
 
 
+def skipped(key: str) -> bool:
+    """Whether a flat key is operational, growing or derived (or lies under one that is)."""
+    parts = key.split(".")
+    prefixes = {".".join(parts[: i + 1]) for i in range(len(parts))}
+    return bool(prefixes & (OPERATIONAL | set(GROWING) | DERIVED))
+
+
 def show(value: Any) -> str:
     return json.dumps(value) if value is not None else "unset"
 
@@ -116,8 +128,7 @@ def grown(record: dict[str, Any], spec: StudySpec) -> tuple[StudySpec, Stage | N
     """The spec to resume with (a protocol keeps the search seed it started with) and the new
     stage it adds (None when it adds nothing); refused, before any compute, for any other change."""
     last = stages(record)[-1]
-    started = {**record["spec"], **dataclasses.asdict(last)}
-    started = json.loads(json.dumps(started, default=str))
+    started = recorded_spec({**record["spec"], **dataclasses.asdict(last)})
     if changes := changed_keys(started, plain(spec)):
         raise ConfigError(
             f"study '{spec.name}' was started with another spec, and --resume only adds seeds, datasets "
@@ -126,6 +137,16 @@ def grown(record: dict[str, Any], spec: StudySpec) -> tuple[StudySpec, Stage | N
         )
     stage = Stage(spec.seeds, spec.datasets, spec.losses)
     return kept_search_seed(record, spec), (stage if stage.added_to(last) else None)
+
+
+def recorded_spec(data: dict[str, Any]) -> dict[str, Any]:
+    """The spec a study recorded, read by this version (so a setting added since, at its
+    default, is no change); as recorded where this version cannot read it."""
+    data = json.loads(json.dumps(data, default=str))
+    try:
+        return plain(spec_from_mapping(data, "study.json"))
+    except ConfigError:
+        return data
 
 
 def kept_search_seed(record: dict[str, Any], spec: StudySpec) -> StudySpec:

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from analysis import final_results, load_runs
+from common.errors import ConfigError
 from study.cli import main
 from tests.processes import finished_trials, start_gloss, wait_for
 from tests.s3_server import s3_server
@@ -146,3 +147,29 @@ def test_a_driver_killed_while_the_study_grows_resumes_without_rerunning(tmp_pat
     assert len(list((study / "grid+1").glob("*/result.json"))) == 3, "one folder per new trial"
     recorded = json.loads((study / "study.json").read_text())
     assert [g["added"] for g in recorded["growth"]] == [{"seeds": [1, 2, 3]}], "one growth, recorded once"
+
+
+def started_record(spec_data: dict) -> dict:
+    """study.json's part `grown` reads: the spec as the study recorded it when it started."""
+    from study.growth import plain
+    from study.spec import spec_from_mapping
+
+    return {"spec": plain(spec_from_mapping(spec_data, "t.yaml"))}
+
+
+def test_operational_settings_and_settings_added_since_are_no_change():
+    """How a study runs (checkpoint policy, concurrency) may change between runs, and a setting a
+    later version added, recorded by an earlier one as absent, reads as its default; what it
+    measures may not (the control: the learning rate)."""
+    from study.growth import grown
+    from study.spec import spec_from_mapping
+
+    record = started_record(GRID)
+    del record["spec"]["search"]["grace_period"]  # as if recorded before the setting existed
+    operational = {**GRID, "checkpoint": {"every_epochs": None, "every_minutes": 5}, "max_concurrent": 1}
+    operational["search"] = {"max_concurrent": 1}
+    spec, stage = grown(record, spec_from_mapping(operational, "t.yaml"))
+    assert stage is None and spec.checkpoint.every_minutes == 5
+    edited = {**GRID, "training": {**TRAINING, "lr": 0.002}}
+    with pytest.raises(ConfigError, match=r"training\.lr 0\.001 -> 0\.002"):
+        grown(record, spec_from_mapping(edited, "t.yaml"))
