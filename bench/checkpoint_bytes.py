@@ -30,11 +30,17 @@ from study.spec import CheckpointPolicy
 from trainables.checkpoint import STATE_FILE
 
 GIB, TIB = 2**30, 2**40
+# The arms as measured (bench/results/checkpoint_bytes.json), each naming the policy of its day:
+# "the default" was every epoch until the default became max_share 0.05 (bench/checkpoint_time.py).
 ARMS = {
-    "before: every epoch, keep 2, never deleted": CheckpointPolicy(keep=2, delete_finished=False),
-    "after, the default: every epoch but the last, keep 2, deleted when finished": CheckpointPolicy(),
-    "after, keep 1": CheckpointPolicy(keep=1),
-    "after, keep 1, every 2 epochs": CheckpointPolicy(every_epochs=2, keep=1),
+    "before: every epoch, keep 2, never deleted": CheckpointPolicy(
+        every_epochs=1, max_share=None, keep=2, delete_finished=False
+    ),
+    "after, the default: every epoch but the last, keep 2, deleted when finished": CheckpointPolicy(
+        every_epochs=1, max_share=None
+    ),
+    "after, keep 1": CheckpointPolicy(every_epochs=1, max_share=None, keep=1),
+    "after, keep 1, every 2 epochs": CheckpointPolicy(every_epochs=2, max_share=None, keep=1),
 }
 
 
@@ -72,10 +78,14 @@ class StubTrainer:
     def finished(self) -> bool:
         return self.status != Status.RUNNING
 
-    def state_dict(self) -> dict:
+    def score_best_test_embeddings(self) -> dict:
+        """Nothing to score: no split is evaluated here."""
+        return {}
+
+    def state_dict(self, optimizer: bool = True) -> dict:
         from trainables.training.trainer import Trainer
 
-        return Trainer.state_dict(self)
+        return Trainer.state_dict(self, optimizer)
 
 
 def stub_trial(config: dict) -> None:
@@ -84,7 +94,9 @@ def stub_trial(config: dict) -> None:
     from trainables.trainable import report_epoch
 
     trainer = StubTrainer(config["smoke"], config["checkpoint_final_state"])
-    cadence = Cadence(config["checkpoint_every_epochs"], config["checkpoint_every_minutes"])
+    cadence = Cadence(
+        config["checkpoint_every_epochs"], config["checkpoint_every_minutes"], config["checkpoint_max_share"]
+    )
     for epoch in range(1, config["epochs"] + 1):
         trainer.epoch = epoch
         trainer.status = Status.COMPLETED if epoch == config["epochs"] else Status.RUNNING

@@ -10,19 +10,25 @@ written and held at the peak. The arithmetic is `bench.gpu_hours`'s, on the same
   counted every epoch: an upper bound, as it is evaluated only at epochs that become the best;
 - throughput: an H100 SXM's 989 dense bf16 TFLOP/s at an assumed MFU of 0.35;
 - checkpoints: a trainer state is fp32 weights and Adam's two moments, 12 bytes a parameter
-  (1.218 GiB for bert-base, as bench/checkpoint_bytes.py measured), written at the policy's epochs
-  (`every_minutes` at the estimated epoch time), the last epoch's left out where finished trials
-  delete their state; each live trial holds at most keep + 1 states.
+  (1.218 GiB for bert-base, as bench/checkpoint_bytes.py measured; 4 bytes weights-only), written
+  at the policy's epochs: `every_minutes` at the estimated epoch time, `max_share` at the write
+  time bench/checkpoint_time.py measured on object storage (WRITE_S_PER_GIB); the last epoch's
+  left out where finished trials delete their state; each live trial holds at most keep + 1.
 Only full fine-tuning is estimated: a frozen trial trains a head on cached embeddings, on CPUs."""
 
-import math
 from dataclasses import asdict, dataclass
 from functools import cache
 
 import numpy as np
 
+from trainables.checkpoint import Cadence
+
 GPU, PEAK_TFLOPS, ASSUMED_MFU = "H100 SXM", 989.0, 0.35
 STATE_BYTES_PER_PARAMETER = 12  # fp32 weights + Adam's first and second moments
+WEIGHT_BYTES_PER_PARAMETER = 4  # a weights-only state (checkpoint.optimizer: false)
+# Seconds to save a GiB of trainer state and copy it to S3 (moto's server on 127.0.0.1, so a
+# lower bound for a real bucket), bench/results/checkpoint_time.json.
+WRITE_S_PER_GIB = 60.08 / 1.219  # a bert-base state in 60 s
 
 
 @dataclass(frozen=True)
@@ -122,14 +128,32 @@ def throughput(mfu: float = ASSUMED_MFU) -> float:
     return mfu * PEAK_TFLOPS * 1e12
 
 
-def states_written(config, epoch_s: float) -> int:
-    """Trainer states one trial writes over its epoch bound under its checkpoint policy."""
-    intervals = [n for n in (config.checkpoint_every_epochs,) if n]
-    if config.checkpoint_every_minutes:
-        intervals.append(max(1, math.ceil(config.checkpoint_every_minutes * 60 / epoch_s)))
-    states = config.epochs // min(intervals)
-    last_is_a_state = config.epochs % min(intervals) == 0
-    return states - (1 if last_is_a_state and not config.checkpoint_final_state else 0)
+def state_bytes(config, size: int) -> int:
+    """Bytes of one trainer state of a model of `size` parameters under the trial's policy."""
+    per_parameter = STATE_BYTES_PER_PARAMETER if config.checkpoint_optimizer else WEIGHT_BYTES_PER_PARAMETER
+    return per_parameter * size
+
+
+def states_written(config, epoch_s: float, write_s: float) -> int:
+    """Trainer states one trial writes over its epoch bound, by the trainable's own cadence run on
+    a simulated clock: epochs of `epoch_s`, states that take `write_s` to write; the last epoch
+    writes one unless finished trials delete their state."""
+    now = [0.0]
+    cadence = Cadence(
+        config.checkpoint_every_epochs,
+        config.checkpoint_every_minutes,
+        config.checkpoint_max_share,
+        clock=lambda: now[0],
+    )
+    states = 0
+    for epoch in range(1, config.epochs + 1):
+        now[0] += epoch_s
+        last = epoch == config.epochs
+        if (config.checkpoint_final_state and last) or (not last and cadence.due(epoch)):
+            now[0] += write_s
+            cadence.saved(write_s)
+            states += 1
+    return states
 
 
 def phase_cost(phase, live: int, keep: int, rate: float) -> Cost:
@@ -141,8 +165,8 @@ def phase_cost(phase, live: int, keep: int, rate: float) -> Cost:
         splits = (config.val_fraction, config.split_seed, config.train_size, config.eval_size)
         tokens = padded_tokens(config.dataset, config.max_length, config.batch_size, config.model, splits)
         epoch_s = epoch_flops(tokens, size) / rate
-        state = STATE_BYTES_PER_PARAMETER * size
-        written = states_written(config, epoch_s)
+        state = state_bytes(config, size)
+        written = states_written(config, epoch_s, state / 2**30 * WRITE_S_PER_GIB)
         peak_per_trial = max(peak_per_trial, min(keep + 1, written) * state)
         total = total + Cost(
             group.trials,

@@ -95,10 +95,16 @@ class SearchSettings:
 class CheckpointPolicy:
     """How trials checkpoint, and what of it storage keeps.
 
-    A trial checkpoints after every `every_epochs`-th epoch, and after any epoch that ends
-    `every_minutes` or more after its last checkpoint (either may be null, not both); a trial
-    restarted after a crash redoes the epochs since its last checkpoint (up to every_epochs - 1
-    finished ones, whose records then appear twice). Tune keeps the newest `keep` checkpoints per
+    A trial checkpoints at the end of an epoch: by default (`max_share` 0.05) once its last
+    checkpoint's cost is at most 5% of the time since it, so checkpointing takes at most 5% of a
+    trial's time whatever the model, epoch length or storage (a bert-base state on object storage
+    is written every few minutes, a frozen-fidelity head's every epoch); also after every
+    `every_epochs`-th epoch and after any epoch that ends `every_minutes` or more after its last
+    checkpoint (each may be null, not all three). A trial restarted after a crash redoes the
+    epochs since its last checkpoint (their records then appear twice; the analysis reads each
+    epoch once). With `optimizer: false` a state holds the weights without Adam's moments (a
+    third of the bytes of a fine-tuned encoder's state), and a restarted trial starts the
+    moments afresh. Tune keeps the newest `keep` checkpoints per
     trial: 2 by default, since a driver killed between a new checkpoint and Tune's next snapshot of
     its experiment resumes from the older one, which must still exist. With `delete_finished`, a
     trial's last epoch writes no trainer state and, once the trial
@@ -107,20 +113,26 @@ class CheckpointPolicy:
     saved with `training.save_embeddings` stay. Trials that ended in an error keep their state, so
     `--resume` continues them."""
 
-    every_epochs: int | None = 1
+    every_epochs: int | None = None
     every_minutes: float | None = None
+    max_share: float | None = 0.05
     keep: int = 2
     delete_finished: bool = True
+    optimizer: bool = True
 
     def __post_init__(self) -> None:
         if self.every_epochs is not None and self.every_epochs < 1:
             raise ConfigError(f"checkpoint.every_epochs: {self.every_epochs} must be at least 1, or null.")
         if self.every_minutes is not None and self.every_minutes <= 0:
             raise ConfigError(f"checkpoint.every_minutes: {self.every_minutes} must be positive, or null.")
-        if self.every_epochs is None and self.every_minutes is None:
+        if self.max_share is not None and not 0 < self.max_share < 1:
             raise ConfigError(
-                "checkpoint: every_epochs and every_minutes are both null; set one, or a restarted "
-                "trial starts over."
+                f"checkpoint.max_share: {self.max_share} must be in (0, 1), e.g. 0.05, or null."
+            )
+        if self.every_epochs is None and self.every_minutes is None and self.max_share is None:
+            raise ConfigError(
+                "checkpoint: every_epochs, every_minutes and max_share are all null; set one, or a "
+                "restarted trial starts over."
             )
         if self.keep < 1:
             raise ConfigError(f"checkpoint.keep: {self.keep} must be at least 1.")
@@ -130,7 +142,9 @@ class CheckpointPolicy:
         return {
             "checkpoint_every_epochs": self.every_epochs,
             "checkpoint_every_minutes": self.every_minutes,
+            "checkpoint_max_share": self.max_share,
             "checkpoint_final_state": not self.delete_finished,
+            "checkpoint_optimizer": self.optimizer,
         }
 
 

@@ -234,6 +234,7 @@ def test_report_table_killed_mid_write(tmp_path):
 # Checkpoints: a trial SIGKILLed while saving one resumes from the previous complete one
 
 CHECKPOINTED = {
+    "checkpoint_every_epochs": 1,  # a state every epoch: the kill comes while epoch 2's is written
     "dataset": "r8",
     "loss": "gloss",
     "model": "tiny-bert",

@@ -29,8 +29,12 @@ BUCKET = "gloss-test"
         ),
         ({"checkpoint": {"every_minutes": -5}}, "t.yaml: checkpoint.every_minutes: -5.0 must be positive"),
         (
-            {"checkpoint": {"every_epochs": None}},
-            "t.yaml: checkpoint: every_epochs and every_minutes are both",
+            {"checkpoint": {"max_share": None}},
+            "t.yaml: checkpoint: every_epochs, every_minutes and max_share are all null",
+        ),
+        (
+            {"checkpoint": {"max_share": 5}},
+            "t.yaml: checkpoint.max_share: 5.0 must be in (0, 1), e.g. 0.05, or null.",
         ),
         ({"checkpoint": {"keep": 0}}, "t.yaml: checkpoint.keep: 0 must be at least 1."),
         ({"checkpoint": {"keeep": 2}}, "t.yaml: checkpoint.keeep: unknown key (did you mean 'keep'?)"),
@@ -54,25 +58,45 @@ def test_policy_reaches_trials_as_typed_settings():
     assert (trial.checkpoint_every_epochs, trial.checkpoint_every_minutes) == (4, 30.0)
     assert trial.checkpoint_final_state is False, "delete_finished (the default) skips the last state"
     default = spec_from_mapping(BASE, "t.yaml")
-    assert (default.checkpoint.keep, default.checkpoint.every_epochs, default.max_concurrent) == (2, 1, None)
+    assert (default.checkpoint.keep, default.checkpoint.max_share, default.max_concurrent) == (2, 0.05, None)
+    assert default.checkpoint.every_epochs is None and default.checkpoint.optimizer is True
 
 
-def test_cadence_by_epochs_and_by_minutes(monkeypatch):
+def test_cadence_by_epochs_and_by_minutes():
     now = [1000.0]
-    monkeypatch.setattr("trainables.checkpoint.time.monotonic", lambda: now[0])
-    every_third = Cadence(3, None)
+    clock = lambda: now[0]  # noqa: E731 - a simulated clock
+    every_third = Cadence(3, None, clock=clock)
     assert [epoch for epoch in range(1, 10) if every_third.due(epoch)] == [3, 6, 9]
-    timed = Cadence(None, 10)
+    timed = Cadence(None, 10, clock=clock)
     due = []
     for epoch in range(1, 8):
         now[0] += 4 * 60  # four-minute epochs: a checkpoint once ten minutes have passed
         if timed.due(epoch):
             due.append(epoch)
-            timed.saved()
+            timed.saved(1.0)
     assert due == [3, 6]
-    either = Cadence(5, 10)
+    either = Cadence(5, 10, clock=clock)
     now[0] += 11 * 60
     assert either.due(1) and either.due(5)
+
+
+def test_cadence_by_share_keeps_checkpoints_to_their_share_of_the_time():
+    """With max_share 0.05, a checkpoint that cost 30 s is next due once 600 s have passed (a
+    bert-base state on object storage: every few minutes); one that cost 10 ms is due after each
+    one-second epoch. The first epoch always checkpoints (no cost known yet)."""
+    now = [1000.0]
+    clock = lambda: now[0]  # noqa: E731 - a simulated clock
+    for cost, epoch_s, expected in [(30.0, 120.0, [1, 6, 11]), (0.01, 1.0, list(range(1, 12)))]:
+        cadence, due = Cadence(None, None, 0.05, clock=clock), []
+        for epoch in range(1, 12):
+            now[0] += epoch_s
+            if cadence.due(epoch):
+                due.append(epoch)
+                now[0] += cost
+                cadence.saved(cost)
+        assert due == expected
+        spent = cost * len(due)
+        assert spent <= 0.05 * (epoch_s * 11 + spent) + cost, "at most the share, bar the first"
 
 
 def write_trial(filesystem: pafs.FileSystem, trial: str, embeddings_in_last: bool) -> None:

@@ -5,13 +5,21 @@ import contextlib
 import dataclasses
 import io
 import json
+import math
 from pathlib import Path
 
 import pytest
 
 from bench.gpu_hours import bill
 from study.cli import main
-from study.cost import STATE_BYTES_PER_PARAMETER, padded_tokens, parameters, states_written, throughput
+from study.cost import (
+    STATE_BYTES_PER_PARAMETER,
+    WRITE_S_PER_GIB,
+    padded_tokens,
+    parameters,
+    states_written,
+    throughput,
+)
 from trainables.config import TrialConfig
 
 MEASURED = json.loads((Path(__file__).parents[1] / "bench/results/checkpoint_bytes.json").read_text())
@@ -47,18 +55,34 @@ def test_checkpoint_bytes_follow_the_measured_state_and_policy(r8_paper):
     rows = {row["policy"].split(":")[0]: row for row in MEASURED["rows"]}
     state = STATE_BYTES_PER_PARAMETER * parameters("bert-base")
     assert state / 2**30 == pytest.approx(rows["before"]["state_GiB"], rel=1e-3), "a bert-base trainer state"
-    default = TrialConfig(dataset="r8", fidelity="full", epochs=4, checkpoint_final_state=False)
-    kept = dataclasses.replace(default, checkpoint_final_state=True)
-    assert states_written(default, epoch_s=1.0) == rows["after, the default"]["state_checkpoints"] == 3
-    assert states_written(kept, epoch_s=1.0) == rows["before"]["state_checkpoints"] == 4
-    every_minute = dataclasses.replace(default, checkpoint_every_epochs=None, checkpoint_every_minutes=1.0)
-    assert states_written(every_minute, epoch_s=30.0) == 1, "epochs 2 and 4; the last writes no state"
+    every = TrialConfig(
+        dataset="r8", fidelity="full", epochs=4, checkpoint_final_state=False, checkpoint_every_epochs=1
+    )
+    every = dataclasses.replace(every, checkpoint_max_share=None)
+    kept = dataclasses.replace(every, checkpoint_final_state=True)
+    assert states_written(every, 1.0, 0.1) == rows["after, the default"]["state_checkpoints"] == 3
+    assert states_written(kept, 1.0, 0.1) == rows["before"]["state_checkpoints"] == 4
+    every_minute = dataclasses.replace(every, checkpoint_every_epochs=None, checkpoint_every_minutes=1.0)
+    assert states_written(every_minute, 30.0, 0.1) == 1, "epoch 2 (epoch 4 is the last: no state)"
     cost = r8_paper[-1]["cost"]
     per_trial = rows["after, the default"]["peak_GiB"] * 2**30
-    assert cost["search"]["checkpoint_peak_bytes"] == pytest.approx(8 * 4 * per_trial, rel=1e-3), (
-        "8 searches at 4 live trials each, 3 states each (keep 2 and the one being written)"
+    assert cost["search"]["checkpoint_peak_bytes"] <= 8 * 4 * per_trial * (1 + 1e-3), (
+        "8 searches at 4 live trials each, at most 3 states each (keep 2 and the one being written)"
     )
-    assert cost["final"]["checkpoint_written_bytes"] == 24 * 199 * state
+
+
+def test_the_default_policy_writes_a_state_when_its_cost_is_5_percent_of_the_time_since():
+    """A bert-base state takes a minute to reach object storage (bench/checkpoint_time.py); at the
+    bill's rate an R8 epoch is about a second: the trial writes its first epoch's state, then one
+    per 20 minutes of training. Every-epoch checkpoints would cost 60 s per second of training."""
+    measured = json.loads((Path(__file__).parents[1] / "bench/results/checkpoint_time.json").read_text())
+    full_s3 = next(r for r in measured["rows"] if r["state"] == "full" and r["storage"].startswith("S3"))
+    write_s = full_s3["gib"] * WRITE_S_PER_GIB
+    assert write_s == pytest.approx(full_s3["write_s"], rel=1e-3)
+    default = TrialConfig(dataset="r8", fidelity="full", epochs=2000, checkpoint_final_state=False)
+    written = states_written(default, 1.0, write_s)
+    assert written == 1 + (2000 - 2) // math.ceil(write_s / 0.05) == 2
+    assert written * write_s <= 0.05 * 2000 + write_s, "at most 5% of the time, bar the first state"
 
 
 def test_the_text_dry_run_prints_the_bill(data_dir, capsys):

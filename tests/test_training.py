@@ -266,3 +266,19 @@ def test_the_control_row_trains_the_head_alone(loss, body_trains, data_dir):
     assert moved == body_trains
     assert any(not torch.equal(v, trainer.model.head.state_dict()[k]) for k, v in head.items())
     assert records[-1]["status"] == "completed" and math.isfinite(records[-1]["train_loss"])
+
+
+def test_a_weights_only_state_restores_the_weights_and_starts_the_moments_afresh(data_dir):
+    """checkpoint.optimizer: false leaves Adam's moments out of the state: the restored trainer
+    has the weights and the epoch, an empty optimizer state, and trains on."""
+    config = TrialConfig.from_dict({**FROZEN, "loss": "ce", "epochs": 3, "data_dir": str(data_dir)})
+    first = Trainer(config)
+    first.run_epoch()
+    full, weights_only = first.state_dict(), first.state_dict(optimizer=False)
+    assert full["optimizer"]["state"] and weights_only["optimizer"] is None
+    restored = Trainer(config)
+    restored.load_state_dict(weights_only)
+    assert restored.epoch == 1 and not restored.optimizer.state_dict()["state"]
+    for name, tensor in first.model.state_dict().items():
+        assert torch.equal(tensor, restored.model.state_dict()[name]), name
+    assert restored.run_epoch()["epoch"] == 2

@@ -70,15 +70,18 @@ def faulty(kind: str, folder: str, fault_epoch: int = FAULT_EPOCH):
         ("sigkill", 1, FAULT_EPOCH, [1, 2, 3, 3, 4, 5]),
         ("raise", 1, FAULT_EPOCH, [1, 2, 3, 3, 4, 5]),
         ("sigkill", 3, 5, [1, 2, 3, 4, 5, 4, 5]),
+        ("sigkill", None, FAULT_EPOCH, None),
     ],
-    ids=["sigkill", "raise", "sigkill-every-3-epochs"],
+    ids=["sigkill", "raise", "sigkill-every-3-epochs", "sigkill-default-policy"],
 )
 def test_crashed_trial_resumes_from_its_checkpoint(
     kind, every, fault_epoch, expected, tmp_path, data_dir, local_ray
 ):
     """Checkpointing every epoch, only the interrupted epoch runs twice; every third epoch, a trial
-    killed in epoch 5 resumes from epoch 3 and also redoes epoch 4."""
-    config = {**CONFIG, "data_dir": str(data_dir), "checkpoint_every_epochs": every}
+    killed in epoch 5 resumes from epoch 3 and also redoes epoch 4. Under the default policy (at
+    most 5% of the time in checkpoints) it resumes from a checkpoint, not from the start."""
+    policy = {"checkpoint_every_epochs": every, "checkpoint_max_share": None} if every else {}
+    config = {**CONFIG, "data_dir": str(data_dir), **policy}
     config = TrialConfig.from_dict(config).to_dict()
     tuner = tune.Tuner(
         tune.with_resources(faulty(kind, str(tmp_path), fault_epoch), {"cpu": 1}),
@@ -96,6 +99,10 @@ def test_crashed_trial_resumes_from_its_checkpoint(
     (result,) = tuner.fit()
     assert result.error is None and (tmp_path / "crashed").exists()
     starts = [int(line) for line in (tmp_path / "epochs.log").read_text().split()]
+    if expected is None:  # the default policy: the restart's epoch depends on measured costs
+        resumed_at = starts[FAULT_EPOCH]  # the first epoch started after the kill in epoch 3
+        assert 2 <= resumed_at <= FAULT_EPOCH, f"resumed from a checkpoint, not the start: {starts}"
+        expected = list(range(1, FAULT_EPOCH + 1)) + list(range(resumed_at, CONFIG["epochs"] + 1))
     assert starts == expected
     reference = uninterrupted_run(CONFIG, data_dir)
     for key in ("best_epoch", "best_score", "selected_test_accuracy", "selected_test_macro_f1", "train_loss"):

@@ -7,6 +7,7 @@ state belongs to a trial that ended: its last epoch wrote none, or the driver de
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -40,21 +41,34 @@ def save_ended(record: dict, folder: str | Path) -> None:
 
 
 class Cadence:
-    """When a trial checkpoints: after every `every_epochs`-th epoch, and after any epoch that
-    ends `every_minutes` or more after the last checkpoint (or the trial's start); None disables
-    either rule."""
+    """When a trial checkpoints, at the end of an epoch: after every `every_epochs`-th epoch;
+    after any epoch that ends `every_minutes` or more after the last checkpoint (or the trial's
+    start); and after any epoch that ends once the last checkpoint's cost (scoring, writing and
+    handing it to Tune, which uploads it before training goes on) is at most `max_share` of the
+    time since it, so checkpoints take at most that share of a trial's time whatever the model,
+    the epoch's length or the storage (the first epoch always checkpoints: its cost is not yet
+    known). None disables a rule."""
 
-    def __init__(self, every_epochs: int | None, every_minutes: float | None) -> None:
-        self.every_epochs, self.every_minutes = every_epochs, every_minutes
-        self.last = time.monotonic()
+    def __init__(
+        self,
+        every_epochs: int | None,
+        every_minutes: float | None,
+        max_share: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.every_epochs, self.every_minutes, self.max_share = every_epochs, every_minutes, max_share
+        self.clock = clock  # the cost estimate (study/cost.py) runs the rule on a simulated clock
+        self.last = clock()
+        self.cost = 0.0
 
     def due(self, epoch: int) -> bool:
         """Whether the epoch that just ended should be checkpointed."""
         by_epoch = self.every_epochs is not None and epoch % self.every_epochs == 0
-        waited = time.monotonic() - self.last
+        waited = self.clock() - self.last
         by_time = self.every_minutes is not None and waited >= 60 * self.every_minutes
-        return by_epoch or by_time
+        by_share = self.max_share is not None and self.max_share * waited >= self.cost
+        return by_epoch or by_time or by_share
 
-    def saved(self) -> None:
-        """A checkpoint was written now."""
-        self.last = time.monotonic()
+    def saved(self, seconds: float) -> None:
+        """A checkpoint that cost `seconds` was written now."""
+        self.last, self.cost = self.clock(), seconds

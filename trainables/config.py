@@ -63,11 +63,15 @@ class TrialConfig:
     test_curves: bool = False
     silhouette: Literal["euclidean", "cosine"] = "euclidean"
     probe: Literal["linear_adam", "logistic_regression"] = "linear_adam"
-    # When a trial checkpoints (the study's `checkpoint` section sets these): every N epochs, or
-    # once M minutes passed since its last checkpoint; and whether its last epoch saves its state.
-    checkpoint_every_epochs: int | None = 1
+    # When a trial checkpoints (the study's `checkpoint` section sets these): every N epochs, once
+    # M minutes passed since its last checkpoint, or once the last checkpoint's cost is at most
+    # `max_share` of the time since; whether its last epoch saves its state; whether a state
+    # holds the optimizer's moments (else a restarted trial starts them afresh).
+    checkpoint_every_epochs: int | None = None
     checkpoint_every_minutes: float | None = None
+    checkpoint_max_share: float | None = 0.05
     checkpoint_final_state: bool = True
+    checkpoint_optimizer: bool = True
     data_dir: str | None = None
     study: str = ""
     phase: str = ""
@@ -110,6 +114,11 @@ class TrialConfig:
                 "checkpoint_every_minutes",
                 self.checkpoint_every_minutes is None or self.checkpoint_every_minutes > 0,
                 "must be positive, or null",
+            ),
+            (
+                "checkpoint_max_share",
+                self.checkpoint_max_share is None or 0 < self.checkpoint_max_share < 1,
+                "must be in (0, 1), or null",
             ),
         ]
         for name, ok, rule in checks:

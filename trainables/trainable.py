@@ -47,7 +47,9 @@ def train_trial(config: dict[str, Any]) -> None:
         "loss_lambda": trial.loss_params.lam,
         **trial.tags,
     }
-    cadence = Cadence(trial.checkpoint_every_epochs, trial.checkpoint_every_minutes)
+    cadence = Cadence(
+        trial.checkpoint_every_epochs, trial.checkpoint_every_minutes, trial.checkpoint_max_share
+    )
     try:
         for record in trainer.run():
             report_epoch(trainer, {**identity, **record}, cadence)
@@ -64,6 +66,8 @@ def report_epoch(trainer: "Trainer", record: dict[str, Any], cadence: "Cadence")
     small end marker (so a trial restored after it ended trains no further), with the saved test
     embeddings. A checkpointed epoch's record carries the best epoch's test embedding metrics,
     scored before the state is written."""
+    import time
+
     from ray import tune
 
     from trainables.checkpoint import save_ended, save_state
@@ -73,15 +77,16 @@ def report_epoch(trainer: "Trainer", record: dict[str, Any], cadence: "Cadence")
     if not (with_state or final):
         tune.report(record)
         return
+    start = time.monotonic()
     with tempfile.TemporaryDirectory() as folder:
         if with_state:
             record |= trainer.score_best_test_embeddings()
-            save_state(trainer.state_dict(), folder)
-            cadence.saved()
+            save_state(trainer.state_dict(optimizer=trainer.config.checkpoint_optimizer), folder)
         else:
             save_ended(record, folder)
         _save_embeddings(trainer, folder)
         tune.report(record, checkpoint=tune.Checkpoint.from_directory(folder))
+    cadence.saved(time.monotonic() - start)
 
 
 def _node_id() -> str:

@@ -244,16 +244,18 @@ class Trainer:
             return peak
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-    def state_dict(self) -> dict:
+    def state_dict(self, optimizer: bool = True) -> dict:
         """Everything needed to continue after this epoch; RNG state derives from (seed, epoch).
-        The best epoch's test metrics are scored first, so the state holds them."""
+        The best epoch's test metrics are scored first, so the state holds them. Without
+        `optimizer`, Adam's moments (two thirds of a fine-tuned encoder's state) are left out and
+        a trainer restored from it starts them afresh."""
         self.score_best_test_embeddings()
         return {
             "epoch": self.epoch,
             "status": self.status.value,  # plain data: checkpoints load with weights_only
             "train_time": self.train_time,
             "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": self.optimizer.state_dict() if optimizer else None,
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
             "best": self.best.state_dict(),
@@ -269,7 +271,8 @@ class Trainer:
             state["train_time"],
         )
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        if state["optimizer"] is not None:  # None: a weights-only state, the moments start afresh
+            self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if state.get("scaler"):  # empty when the scaler is off, absent in older checkpoints
             self.scaler.load_state_dict(state["scaler"])
