@@ -80,6 +80,7 @@ bench-smoke: $(BENCH_STAMP)
 	$(BIN)/python -m bench.gpu --smoke
 	$(BIN)/python -m bench.checkpoint_bytes --smoke
 	$(BIN)/python -m bench.checkpoint_time --smoke
+	$(BIN)/python -m bench.test_scoring --smoke
 	$(BIN)/python -m bench.fidelity_correlation --smoke
 	$(BIN)/python -m bench.gpu_hours --smoke
 	$(BIN)/python -m bench.pair_batches --smoke
