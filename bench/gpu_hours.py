@@ -18,6 +18,10 @@ No GPU runs here; the bill is arithmetic on counted work and a throughput:
 - throughput: peak bf16 989 TFLOP/s (H100 SXM, dense) x MFU, measured by `bench/gpu.py` when
   bench/results/gpu.json exists (its eager G-Loss row), else the --mfu assumption, named in the
   results. The CPU's measured rate (bench/results/gloss_overhead.json) is shown for scale.
+Checkpoints: the hours a trial's checkpoints stall it (Tune uploads synchronously), a bert-base
+state written to S3 in the time bench/checkpoint_time.py measured, under the previous default (a
+state every epoch) and the default policy (a state once its cost is at most 5% of the time since
+the last), by the trainable's own cadence (study/cost.py).
 Screening replaces each search's full-fidelity trials by `--promote` of them, after frozen
 trials (on CPUs) over embeddings computed once per dataset on the GPU.
 Wall time on N GPUs: trials packed longest-first onto the GPUs phase by phase (the final phase
@@ -36,12 +40,22 @@ from pathlib import Path
 
 from analysis.paper import paper_results
 from bench.common import RESULTS, parse, report
-from study.cost import PEAK_TFLOPS, epoch_flops, padded_tokens, parameters
+from study.cost import (
+    PEAK_TFLOPS,
+    WRITE_S_PER_GIB,
+    epoch_flops,
+    padded_tokens,
+    parameters,
+    state_bytes,
+    states_written,
+)
 from study.presets import preset_text
 from study.spec import parse_yaml, spec_from_mapping
+from trainables.config import TrialConfig
 
 REPO = Path(__file__).resolve().parents[1]
 MAX_EPOCHS = 200
+EVERY_EPOCH = {"checkpoint_every_epochs": 1, "checkpoint_max_share": None}  # the default before issue 24
 
 
 def planned_trials(preset: str) -> list[dict]:
@@ -123,6 +137,18 @@ def test_hours(entries, tokens, size, epochs_of, rate) -> float:
     )
 
 
+def checkpoint_hours(entries, tokens, size, epochs_of, rate, policy: dict) -> float:
+    """Hours the plain plan's trials spend writing checkpoints under `policy` (over their config's)."""
+    total = 0.0
+    for entry in entries:
+        epochs = max(1, round(epochs_of(entry)))
+        config = TrialConfig.from_dict({**entry["config"], "epochs": epochs, **policy})
+        write_s = state_bytes(config, size) / 2**30 * WRITE_S_PER_GIB
+        epoch_s = epoch_flops(tokens[entry["dataset"]], size) / rate
+        total += entry["trials"] * states_written(config, epoch_s, write_s) * write_s
+    return total / 3600
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="paper")
@@ -151,8 +177,14 @@ def main() -> None:
     rows = []
     for name, epochs_of in assumptions.items():
         result = bill(entries, tokens, size, epochs_of, rate[0], args.gpus, args.promote, concurrency)
+        stalls = {
+            "checkpoint_hours_every_epoch": checkpoint_hours(
+                entries, tokens, size, epochs_of, rate[0], EVERY_EPOCH
+            ),
+            "checkpoint_hours_default": checkpoint_hours(entries, tokens, size, epochs_of, rate[0], {}),
+        }
         for arm, figures in result.items():
-            rows.append({"epochs": name, "search": arm, **figures})
+            rows.append({"epochs": name, "search": arm, **figures, **(stalls if arm == "plain" else {})})
     published_of = assumptions["published early-stopping epochs"]
     patience = first["patience"] or 0
     per_dataset = [

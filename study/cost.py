@@ -21,14 +21,11 @@ from functools import cache
 
 import numpy as np
 
-from trainables.checkpoint import Cadence
+from trainables.checkpoint import WRITE_S_PER_GIB, Cadence
 
 GPU, PEAK_TFLOPS, ASSUMED_MFU = "H100 SXM", 989.0, 0.35
 STATE_BYTES_PER_PARAMETER = 12  # fp32 weights + Adam's first and second moments
 WEIGHT_BYTES_PER_PARAMETER = 4  # a weights-only state (checkpoint.optimizer: false)
-# Seconds to save a GiB of trainer state and copy it to S3 (moto's server on 127.0.0.1, so a
-# lower bound for a real bucket), bench/results/checkpoint_time.json.
-WRITE_S_PER_GIB = 60.08 / 1.219  # a bert-base state in 60 s
 
 
 @dataclass(frozen=True)
@@ -136,13 +133,15 @@ def state_bytes(config, size: int) -> int:
 
 def states_written(config, epoch_s: float, write_s: float) -> int:
     """Trainer states one trial writes over its epoch bound, by the trainable's own cadence run on
-    a simulated clock: epochs of `epoch_s`, states that take `write_s` to write; the last epoch
-    writes one unless finished trials delete their state."""
+    a simulated clock: epochs of `epoch_s`, states that take `write_s` to write (as the trainable
+    assumes before it measures one); the last epoch writes one unless finished trials delete
+    their state."""
     now = [0.0]
     cadence = Cadence(
         config.checkpoint_every_epochs,
         config.checkpoint_every_minutes,
         config.checkpoint_max_share,
+        first_cost=write_s,
         clock=lambda: now[0],
     )
     states = 0

@@ -97,6 +97,14 @@ def test_cadence_by_share_keeps_checkpoints_to_their_share_of_the_time():
         assert due == expected
         spent = cost * len(due)
         assert spent <= 0.05 * (epoch_s * 11 + spent) + cost, "at most the share, bar the first"
+    estimated, due = Cadence(None, None, 0.05, first_cost=30.0, clock=clock), []
+    for epoch in range(1, 12):
+        now[0] += 120.0
+        if estimated.due(epoch):
+            due.append(epoch)
+            now[0] += 30.0
+            estimated.saved(30.0)
+    assert due == [5, 10], "with the first cost estimated, the first state too waits for its share"
 
 
 def write_trial(filesystem: pafs.FileSystem, trial: str, embeddings_in_last: bool) -> None:

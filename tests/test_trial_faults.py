@@ -3,6 +3,7 @@ its last checkpoint and ends with the metrics of an uninterrupted run; checkpoin
 at most one epoch is redone. A diverging configuration ends its trial as `diverged` and the study
 goes on."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -79,9 +80,13 @@ def test_crashed_trial_resumes_from_its_checkpoint(
 ):
     """Checkpointing every epoch, only the interrupted epoch runs twice; every third epoch, a trial
     killed in epoch 5 resumes from epoch 3 and also redoes epoch 4. Under the default policy (at
-    most 5% of the time in checkpoints) it resumes from a checkpoint, not from the start."""
-    policy = {"checkpoint_every_epochs": every, "checkpoint_max_share": None} if every else {}
-    config = {**CONFIG, "data_dir": str(data_dir), **policy}
+    most 5% of the time in checkpoints, on epochs long enough to be worth one) it resumes right
+    after the last epoch the policy checkpointed, having lost nothing before it."""
+    policy = (
+        {"checkpoint_every_epochs": every, "checkpoint_max_share": None} if every else {"train_size": 4000}
+    )
+    trial = {**CONFIG, **policy}
+    config = {**trial, "data_dir": str(data_dir)}
     config = TrialConfig.from_dict(config).to_dict()
     tuner = tune.Tuner(
         tune.with_resources(faulty(kind, str(tmp_path), fault_epoch), {"cpu": 1}),
@@ -99,12 +104,16 @@ def test_crashed_trial_resumes_from_its_checkpoint(
     (result,) = tuner.fit()
     assert result.error is None and (tmp_path / "crashed").exists()
     starts = [int(line) for line in (tmp_path / "epochs.log").read_text().split()]
-    if expected is None:  # the default policy: the restart's epoch depends on measured costs
-        resumed_at = starts[FAULT_EPOCH]  # the first epoch started after the kill in epoch 3
-        assert 2 <= resumed_at <= FAULT_EPOCH, f"resumed from a checkpoint, not the start: {starts}"
+    if expected is None:  # the default policy: which epochs it checkpoints depends on measured costs
+        rows = [json.loads(line) for line in (Path(result.path) / "result.json").read_text().splitlines()]
+        before_kill = rows[: FAULT_EPOCH - 1]  # epochs 1 and 2, reported before the kill in epoch 3
+        checkpointed = [row["epoch"] for row in before_kill if row.get("checkpoint_dir_name")]
+        assert checkpointed, f"no checkpoint in two epochs of {trial['train_size']} documents: {rows}"
+        resumed_at = starts[FAULT_EPOCH]  # the first epoch started after the kill
+        assert resumed_at == max(checkpointed) + 1, f"resumed after its last checkpoint: {starts}"
         expected = list(range(1, FAULT_EPOCH + 1)) + list(range(resumed_at, CONFIG["epochs"] + 1))
     assert starts == expected
-    reference = uninterrupted_run(CONFIG, data_dir)
+    reference = uninterrupted_run(trial, data_dir)
     for key in ("best_epoch", "best_score", "selected_test_accuracy", "selected_test_macro_f1", "train_loss"):
         assert result.metrics[key] == pytest.approx(reference[key], rel=1e-9, abs=1e-12), key
 

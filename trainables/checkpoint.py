@@ -13,6 +13,10 @@ from pathlib import Path
 import torch
 
 STATE_FILE = "trainer_state.pt"
+# Seconds to save a GiB of trainer state and copy it to S3 (moto's server on 127.0.0.1, a lower
+# bound for a real bucket; bench/results/checkpoint_time.json): the cost a trial assumes for its
+# first checkpoint, before it has measured one.
+WRITE_S_PER_GIB = 60.08 / 1.219  # a bert-base state in 60 s
 EMBEDDINGS_FILE = "test_embeddings.npz"
 ENDED_FILE = "ended.json"
 
@@ -34,6 +38,11 @@ def load_state(folder: str | Path) -> dict | None:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def estimated_cost(state_bytes: int) -> float:
+    """Seconds a first checkpoint of `state_bytes` is assumed to take (see WRITE_S_PER_GIB)."""
+    return state_bytes / 2**30 * WRITE_S_PER_GIB
+
+
 def save_ended(record: dict, folder: str | Path) -> None:
     """Mark a checkpoint as a trial's last, written without its state: the epoch and status."""
     summary = {key: record.get(key) for key in ("epoch", "status")}
@@ -46,20 +55,23 @@ class Cadence:
     start); and after any epoch that ends once the last checkpoint's cost (scoring, writing and
     handing it to Tune, which uploads it before training goes on) is at most `max_share` of the
     time since it, so checkpoints take at most that share of a trial's time whatever the model,
-    the epoch's length or the storage (the first epoch always checkpoints: its cost is not yet
-    known). None disables a rule."""
+    the epoch's length or the storage. Until one is measured, a checkpoint is assumed to cost
+    `first_cost` (the trainable estimates it from the state's bytes at WRITE_S_PER_GIB): a trial
+    of a minute's epochs on a fine-tuned encoder writes no state it would not use. None disables
+    a rule."""
 
     def __init__(
         self,
         every_epochs: int | None,
         every_minutes: float | None,
         max_share: float | None = None,
+        first_cost: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.every_epochs, self.every_minutes, self.max_share = every_epochs, every_minutes, max_share
         self.clock = clock  # the cost estimate (study/cost.py) runs the rule on a simulated clock
         self.last = clock()
-        self.cost = 0.0
+        self.cost = first_cost
 
     def due(self, epoch: int) -> bool:
         """Whether the epoch that just ended should be checkpointed."""

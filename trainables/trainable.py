@@ -21,7 +21,7 @@ def train_trial(config: dict[str, Any]) -> None:
     import torch
     from ray import tune
 
-    from trainables.checkpoint import Cadence, load_state
+    from trainables.checkpoint import Cadence, estimated_cost, load_state
     from trainables.config import TrialConfig
     from trainables.training.device import place
     from trainables.training.trainer import Trainer
@@ -48,7 +48,10 @@ def train_trial(config: dict[str, Any]) -> None:
         **trial.tags,
     }
     cadence = Cadence(
-        trial.checkpoint_every_epochs, trial.checkpoint_every_minutes, trial.checkpoint_max_share
+        trial.checkpoint_every_epochs,
+        trial.checkpoint_every_minutes,
+        trial.checkpoint_max_share,
+        first_cost=estimated_cost(trainer.state_bytes(trial.checkpoint_optimizer)),
     )
     try:
         for record in trainer.run():

@@ -244,6 +244,12 @@ class Trainer:
             return peak
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
+    def state_bytes(self, optimizer: bool = True) -> int:
+        """Bytes of a state: the weights, and Adam's two moments of each trained one."""
+        weights = sum(t.numel() * t.element_size() for t in self.model.state_dict().values())
+        trained = sum(p.numel() * p.element_size() for p in self.model.parameters() if p.requires_grad)
+        return weights + (2 * trained if optimizer else 0)
+
     def state_dict(self, optimizer: bool = True) -> dict:
         """Everything needed to continue after this epoch; RNG state derives from (seed, epoch).
         The best epoch's test metrics are scored first, so the state holds them. Without
