@@ -71,7 +71,7 @@ def faulty(kind: str, folder: str, fault_epoch: int = FAULT_EPOCH):
         ("sigkill", 1, FAULT_EPOCH, [1, 2, 3, 3, 4, 5]),
         ("raise", 1, FAULT_EPOCH, [1, 2, 3, 3, 4, 5]),
         ("sigkill", 3, 5, [1, 2, 3, 4, 5, 4, 5]),
-        ("sigkill", None, FAULT_EPOCH, None),
+        pytest.param("sigkill", None, FAULT_EPOCH, None, marks=pytest.mark.faults),  # make test-cluster
     ],
     ids=["sigkill", "raise", "sigkill-every-3-epochs", "sigkill-default-policy"],
 )
