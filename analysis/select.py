@@ -24,7 +24,7 @@ def outcomes(last: pd.DataFrame) -> pd.Series:
     failed when it ended on an error, else stopped (ended early by the scheduler)."""
     ended = last["status"].isin([*FINISHED, Status.DIVERGED, Status.UNREADABLE])
     failed = (last["error"].fillna("").astype(str) != "") | (last["status"] == Status.FAILED)
-    status = last["status"].where(ended, "stopped")
+    status = last["status"].where(ended, Status.STOPPED)
     return status.where(ended | ~failed, Status.FAILED)
 
 
@@ -45,7 +45,7 @@ def final_results(runs: pd.DataFrame) -> pd.DataFrame:
     final["epochs_run"] = last.get("epoch")
     final["restarts"] = last["failures"].fillna(0).astype(int) if "failures" in last else 0
     final["restarts"] = (
-        final["restarts"].where(final["outcome"] != "failed", final["restarts"] - 1).clip(lower=0)
+        final["restarts"].where(final["outcome"] != Status.FAILED, final["restarts"] - 1).clip(lower=0)
     )
     return drop_duplicates(final.reset_index())
 

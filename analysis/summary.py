@@ -14,7 +14,7 @@ def outcome_note(final: pd.DataFrame) -> str:
     unusual = {k: int(v) for k, v in counts.items() if k not in FINISHED}
     if unusual:
         note = ", ".join(f"{count} {outcome}" for outcome, count in unusual.items())
-        failed = final[final["outcome"] == "failed"]
+        failed = final[final["outcome"] == Status.FAILED]
         if len(failed):
             first = failed.iloc[0]
             note += f"; first error: {first['error'] or 'no record'} ({first['trial_dir']})"
@@ -22,7 +22,9 @@ def outcome_note(final: pd.DataFrame) -> str:
         if len(unreadable):
             note += f"; records unreadable: {', '.join(unreadable['trial_dir'])}"
         lines.append(f"trials not finished normally: {note}")
-    recovered = final[(final["restarts"] > 0) & (final["outcome"] != "failed")] if "restarts" in final else []
+    recovered = (
+        final[(final["restarts"] > 0) & (final["outcome"] != Status.FAILED)] if "restarts" in final else []
+    )
     if len(recovered):
         lines.append(
             f"{len(recovered)} trials finished after faults, restarted from their checkpoints "
@@ -55,7 +57,7 @@ def damage_note(final: pd.DataFrame) -> str:
 
 def failed_trials(final: pd.DataFrame) -> int:
     """How many trials ended on an error (the study's exit status reports them)."""
-    return int((final["outcome"] == "failed").sum())
+    return int((final["outcome"] == Status.FAILED).sum())
 
 
 def headline_trials(final: pd.DataFrame) -> pd.DataFrame:

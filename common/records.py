@@ -14,16 +14,39 @@ IDENTITY = ("dataset", "loss", "loss_function", "seed", "model", "fidelity", "st
 
 
 class Status(StrEnum):
-    """A trial's state, as its records say (`failed` is the analysis' word for a trial whose
-    process raised, `unreadable` for one whose records could not be read at all: its records
-    never say so themselves)."""
+    """A trial's state, as its records say, and its outcome, as the analysis reads it (`stopped`,
+    `failed` and `unreadable` are the reader's words: a trial's records never say so themselves)."""
 
     RUNNING = "running"
     COMPLETED = "completed"  # trained for its whole epoch budget
     EARLY_STOPPED = "early_stopped"  # validation stopped improving for `patience` epochs
     DIVERGED = "diverged"  # the loss or its gradient stopped being finite
+    STOPPED = "stopped"  # ended before its budget by the scheduler (ASHA), without an error
+    FAILED = "failed"  # its process raised, and no restart finished it
+    UNREADABLE = "unreadable"  # no record of it could be read
+
+
+class Tally(StrEnum):
+    """How `gloss status`, its --json and the progress line count a phase's trials: the outcomes
+    above grouped (done: finished or stopped by the scheduler), and the states only the running
+    study knows (running, interrupted, pending)."""
+
+    DONE = "done"
+    RUNNING = "running"
+    INTERRUPTED = "interrupted"
+    PENDING = "pending"
     FAILED = "failed"
+    DIVERGED = "diverged"
     UNREADABLE = "unreadable"
+
+
+def tally(outcome: str) -> Tally | None:
+    """The count an ended trial's outcome falls in; None for a trial that has not ended."""
+    if outcome in (Status.COMPLETED, Status.EARLY_STOPPED, Status.STOPPED):
+        return Tally.DONE
+    if outcome in (Status.FAILED, Status.DIVERGED, Status.UNREADABLE):
+        return Tally(outcome)
+    return None
 
 
 class DamagedRecordWarning(UserWarning):

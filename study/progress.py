@@ -7,13 +7,13 @@ import time
 
 from ray.tune import Callback
 
-from common.records import SEARCH_METRIC
+from common.records import SEARCH_METRIC, Status, Tally
 from study.notices import failure_notice, recovery_notice
 
 
-def ending(trial) -> str:
+def ending(trial) -> Tally:
     """How a trial Tune ended without an error counts: diverged as its last record says, else done."""
-    return "diverged" if (trial.last_result or {}).get("status") == "diverged" else "done"
+    return Tally.DIVERGED if (trial.last_result or {}).get("status") == Status.DIVERGED else Tally.DONE
 
 
 def clock(seconds: float) -> str:
@@ -69,7 +69,7 @@ class Progress(Callback):
 
     def on_trial_error(self, iteration: int, trials: list, trial, **info) -> None:
         self.emit(failure_notice(trial))
-        self.ended[trial.trial_id] = "failed"
+        self.ended[trial.trial_id] = Tally.FAILED
         self.report_or_wait(trials)
 
     def report_or_wait(self, trials: list) -> None:
@@ -93,9 +93,12 @@ class Progress(Callback):
         """The status line for the current trials; `starting` is a trial Tune is starting."""
         for trial in trials:
             if trial.status in ("TERMINATED", "ERROR"):
-                self.ended.setdefault(trial.trial_id, "failed" if trial.status == "ERROR" else ending(trial))
+                self.ended.setdefault(
+                    trial.trial_id, Tally.FAILED if trial.status == "ERROR" else ending(trial)
+                )
         counts = {
-            kind: sum(k == kind for k in self.ended.values()) for kind in ("done", "failed", "diverged")
+            kind: sum(k == kind for k in self.ended.values())
+            for kind in (Tally.DONE, Tally.FAILED, Tally.DIVERGED)
         }
         running = [
             t

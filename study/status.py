@@ -17,7 +17,16 @@ import pandas as pd
 from analysis.load import load_runs
 from analysis.select import final_results
 from common.layout import children, layout
-from common.records import FINISHED, PHASES, PROVENANCE_FILE, RECORD_FILES, SEARCH_METRIC, Status
+from common.records import (
+    FINISHED,
+    PHASES,
+    PROVENANCE_FILE,
+    RECORD_FILES,
+    SEARCH_METRIC,
+    Status,
+    Tally,
+    tally,
+)
 from common.storage import files_under, join, read_bytes
 from study.lease import STALE_AFTER_S, read_lease
 from study.progress import clock
@@ -139,8 +148,8 @@ def phase_status(
         trial_id = recorded if isinstance(recorded, str) else str(trial["trial_dir"]).rsplit("-", 1)[-1]
         seen_ids.add(trial_id)
         kind = classify(trial["outcome"], tune.get(trial_id))
-        if kind == "unfinished":
-            kind = "running" if alive else "interrupted"
+        if kind is None:
+            kind = Tally.RUNNING if alive else Tally.INTERRUPTED
         setattr(phase, kind, getattr(phase, kind) + 1)
     phase.restarts = int(trials["restarts"].sum()) if "restarts" in trials else 0
     phase.damaged_lines = int(trials["damaged_lines"].sum()) if "damaged_lines" in trials else 0
@@ -151,19 +160,17 @@ def phase_status(
     return phase
 
 
-def classify(outcome: str, tune_status: str | None) -> str:
-    """done, failed, diverged, unreadable (no record of it could be read), or unfinished (still
-    to run: running, or interrupted)."""
-    if outcome in FINISHED:
-        return "done"
-    if outcome in (Status.DIVERGED, Status.UNREADABLE):
-        return str(outcome)
+def classify(outcome: str, tune_status: str | None) -> Tally | None:
+    """The trial's count (common.records.Tally), or None while it is unfinished (still to run:
+    running, or interrupted)."""
+    if outcome in FINISHED or outcome in (Status.DIVERGED, Status.UNREADABLE):
+        return tally(outcome)
     if tune_status in ("RUNNING", "PENDING", "PAUSED"):
-        return "unfinished"  # also a trial Tune restarts after a fault it survives
+        return None  # also a trial Tune restarts after a fault it survives
     if outcome == Status.FAILED or tune_status == "ERROR":
-        return "failed"
+        return Tally.FAILED
     # Stopped without an error: by the scheduler (Tune ended it), or cut off mid-epoch.
-    return "done" if tune_status == "TERMINATED" else "unfinished"
+    return Tally.DONE if tune_status == "TERMINATED" else None
 
 
 def wall_seconds(runs: pd.DataFrame) -> float:
@@ -202,7 +209,7 @@ def as_json(status: StudyStatus) -> dict:
      "resume": ["<phase>: what --resume reruns", ...]}"""
     phases = []
     for phase in status.phases:
-        counts = ("done", "running", "interrupted", "pending", "failed", "diverged", "unreadable")
+        counts = [str(kind) for kind in Tally]
         phases.append(
             {
                 "name": phase.name,
