@@ -23,6 +23,7 @@ import pyarrow.fs
 
 from analysis.cache import CACHE_DIR, cache_folder, read_cache, write_cache
 from common.records import (
+    CONFIG_PREFIX,
     ERROR_FILE,
     IDENTITY,
     PARAMS_FILE,
@@ -31,6 +32,7 @@ from common.records import (
     RESULT_FILE,
     DamagedRecordWarning,
     Status,
+    config_column,
 )
 from common.storage import below, files_under, filesystem, is_uri, list_files
 
@@ -146,7 +148,7 @@ def read_trial(fs: pyarrow.fs.FileSystem, trial: Trial) -> tuple[list[dict], dic
         record.pop("config", None)
     errors = read_text(fs, f"{trial.path}/{ERROR_FILE}").strip() if ERROR_FILE in trial.files else ""
     facts = {
-        **flatten(config or {}, "config"),
+        **flatten(config or {}, CONFIG_PREFIX),
         "trial_dir": trial.location,
         "experiment": Path(trial.location).parent.name,
         "error": errors.splitlines()[-1] if errors else "",
@@ -171,7 +173,7 @@ def frame_of(trials: list[tuple[list[dict], dict]]) -> pd.DataFrame:
         return pd.DataFrame()
     frame = pd.concat([pd.DataFrame(records), pd.DataFrame(facts).iloc[owner].reset_index(drop=True)], axis=1)
     for key in IDENTITY:
-        for source in (f"config/{name}" for name in CONFIG_KEYS.get(key, (key,))):
+        for source in (config_column(name) for name in CONFIG_KEYS.get(key, (key,))):
             if source in frame:
                 frame[key] = frame[key].fillna(frame[source]) if key in frame else frame[source]
     return frame

@@ -6,6 +6,7 @@ import importlib.resources
 import pandas as pd
 
 from analysis.select import comparison_trials, finished
+from common.records import config_column
 
 # The paper's rows: the registry loss each is and, for G-Loss, the authors' form of the loss
 # (our `reference` variant) and its kernel width ("sqrt" heuristic, or a number the search tuned).
@@ -20,7 +21,7 @@ PAPER_ROWS = {
     "scl": ("supcon", None, None),
     "gloss_o": GLOSS_O,
 }
-CONFIG = {"variant": "config/loss_params/variant", "sigma": "config/loss_params/sigma"}
+CONFIG = {name: config_column("loss_params", name) for name in ("variant", "sigma")}
 
 
 def paper_results() -> pd.DataFrame:
@@ -88,7 +89,8 @@ def paper_caveat(final: pd.DataFrame) -> str:
     fidelities = sorted(set(trials.get("fidelity", pd.Series(dtype=str)).dropna().astype(str)) - {"full"})
     if fidelities:
         reasons.append(f"fidelity {', '.join(fidelities)} (the paper fine-tunes the whole encoder)")
-    sizes = pd.to_numeric(trials.get("config/train_size", pd.Series(dtype=float)), errors="coerce").dropna()
+    sizes = pd.to_numeric(trials.get(config_column("train_size"), pd.Series(dtype=float)), errors="coerce")
+    sizes = sizes.dropna()
     if len(sizes):
         reasons.append(f"at most {int(sizes.max())} training examples per dataset")
     if not reasons:

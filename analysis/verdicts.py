@@ -18,7 +18,7 @@ from analysis.bayes import across_datasets, t_posterior
 from analysis.power import MAX_SEEDS, POWER, minimum_detectable_effect, seeds_needed
 from analysis.select import PROTOCOLS, comparison_trials, finished, protocol
 from analysis.stats import Comparison, compare, mean_interval, paired_test
-from common.records import RESULT_METRIC
+from common.records import RESULT_METRIC, config_column, setting_keys
 
 #: 0.5 points of macro-F1; scores in the records are fractions.
 DEFAULT_ROPE = 0.005
@@ -162,20 +162,16 @@ def compare_study(
 def configurations(trials: pd.DataFrame) -> pd.DataFrame:
     """Per protocol, dataset and row, the settings its trials ran with: every loss parameter and
     every config field that differs between rows ('a / b' where its seeds differ)."""
-    columns = [
-        c
-        for c in trials.columns
-        if c.startswith("config/") and c.removeprefix("config/").split("/")[0] not in NOT_SETTINGS
-    ]
+    columns = [c for c in trials.columns if setting_keys(c) and setting_keys(c)[0] not in NOT_SETTINGS]
     keys = ["protocol", "dataset", "loss"]
     values = trials[keys].join(trials[columns].map(str))
     table = values.groupby(keys).agg(lambda v: " / ".join(sorted(set(v) - {"nan", "None"})) or "-")
     shown = [
         c
         for c in columns
-        if c.startswith("config/loss_params/") or table[c].nunique() > 1 or c == "config/lr"
+        if setting_keys(c)[0] == "loss_params" or table[c].nunique() > 1 or c == config_column("lr")
     ]
-    table = table[shown].rename(columns=lambda c: c.removeprefix("config/").removeprefix("loss_params/"))
+    table = table[shown].rename(columns=lambda c: "/".join(setting_keys(c)).removeprefix("loss_params/"))
     return table.loc[:, ~table.columns.duplicated()]
 
 

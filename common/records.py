@@ -72,3 +72,20 @@ RECORD_FILES = (RESULT_FILE, ERROR_FILE, PARAMS_FILE)
 # Tune experiment of trial folders.
 PROVENANCE_FILE = "study.json"
 PHASES = ("grid", "search", "ablation", "final")
+
+
+# A trial's settings in the analysis' frame: its TrialConfig flattened, one column per leaf.
+CONFIG_PREFIX = "config"
+
+
+def config_column(*keys: str) -> str:
+    """The frame column of a trial setting: config_column("loss_params", "sigma") is
+    'config/loss_params/sigma'."""
+    return "/".join((CONFIG_PREFIX, *keys))
+
+
+def setting_keys(column: str) -> tuple[str, ...]:
+    """The setting a config column holds, as keys ('config/loss_params/sigma' -> ('loss_params',
+    'sigma')); () for a column that holds none."""
+    head, *keys = column.split("/")
+    return tuple(keys) if head == CONFIG_PREFIX and keys else ()
