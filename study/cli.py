@@ -4,7 +4,6 @@ Heavy modules (Ray, torch) are imported inside the handlers that need them, so `
 and `gloss data list` start at once."""
 
 import argparse
-import dataclasses
 import sys
 import warnings
 from pathlib import Path
@@ -275,7 +274,7 @@ def run_command(args: argparse.Namespace) -> int:
     data_dir = str(Path(args.data_dir).expanduser().resolve()) if args.data_dir else None
     spec = with_data_dir(load_spec(args.spec, args.set), data_dir)
     if args.tracking is not None:
-        spec = dataclasses.replace(spec, tracking=parse_tracking_flag(args.tracking))
+        spec = spec.model_copy(update={"tracking": parse_tracking_flag(args.tracking)})
     storage = args.storage or spec.storage
     root = storage_root(storage, spec.name)
     to_run, _ = resumed(args, spec, root)
@@ -563,7 +562,7 @@ def data_download(args: argparse.Namespace) -> int:
 
 
 def known_names(names: list[str]) -> list[str]:
-    from common.typed import suggest
+    from common.errors import suggest
     from trainables.data.registry import KNOWN_DATASETS
 
     for name in names:
