@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     presets = commands.add_parser("presets", help="list the shipped presets, or print one")
     presets.add_argument("name", nargs="?")
     presets.set_defaults(handler=show_presets)
+    schema = commands.add_parser("schema", help="print the JSON Schema of a study spec, for editors")
+    schema.set_defaults(handler=show_schema)
     add_data(commands)
     add_analyze(commands)
     add_slurm(commands)
@@ -518,6 +520,16 @@ def show_presets(args: argparse.Namespace) -> int:
         return 0
     for name, description in preset_descriptions().items():
         print(f"{name:<16} {description}")
+    return 0
+
+
+def show_schema(args: argparse.Namespace) -> int:
+    """The spec's JSON Schema on stdout: `gloss schema > gloss-spec.schema.json`."""
+    import json
+
+    from study.spec import spec_schema
+
+    print(json.dumps(spec_schema(), indent=2))
     return 0
 
 

@@ -74,6 +74,18 @@ class Distribution:
         }
 
 
+def log_uniform(low: float, high: float, **when: Any) -> Distribution:
+    return Distribution("log_uniform", low, high, when=when)
+
+
+def uniform(low: float, high: float, step: float | None = None, **when: Any) -> Distribution:
+    return Distribution("uniform", low, high, step=step, when=when)
+
+
+def choice(*choices: Any) -> Distribution:
+    return Distribution("choice", choices=choices)
+
+
 class DistributionSpec(WrittenModel):
     """A searched parameter as a spec writes it: exactly one of {log_uniform: [low, high]},
     {uniform: [low, high], step: s}, {int: [low, high]} or {choice: [...]}, with an optional
@@ -114,10 +126,7 @@ class DistributionSpec(WrittenModel):
         return Distribution(kind, low, high, step=self.step, when=dict(self.when))
 
 
-LEARNING_RATE = {
-    "full": Distribution("log_uniform", 1e-5, 1e-4),
-    "frozen": Distribution("log_uniform", 2e-4, 5e-3),
-}
+LEARNING_RATE = {"full": log_uniform(1e-5, 1e-4), "frozen": log_uniform(2e-4, 5e-3)}
 
 
 def default_space(loss: str) -> dict[str, Distribution]:

@@ -2,7 +2,7 @@
 leaves, before any trial. Every problem is reported at once, one line each, at its key path."""
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import AfterValidator, Discriminator, Tag, ValidationError, field_validator, model_validator
@@ -186,6 +186,13 @@ class StudySpec(SpecModel):
         if self.search.seed is not None:
             return self.search.seed
         return max(self.seeds) + 1 if self.kind == "protocol" else self.seeds[0]
+
+
+def spec_schema() -> dict[str, Any]:
+    """The JSON Schema of a study spec (draft 2020-12), described from the models' docstrings, so
+    an editor completes and checks keys as they are typed."""
+    schema = StudySpec.model_json_schema()
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema, "title": "gloss study spec"}
 
 
 def parse_yaml(text: str, source: str) -> dict:
