@@ -87,7 +87,7 @@ class Method(WrittenModel):
         refuse(
             "Method",
             [
-                problem(("space", name), f"{self.loss} has no setting {name}{suggest(name, known)}.")
+                problem(("space", name), f"loss {self.loss} has no setting {name}{suggest(name, known)}.")
                 for name in self.space
                 if name not in known
             ],

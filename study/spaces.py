@@ -100,14 +100,18 @@ class DistributionSpec(WrittenModel):
 
     @model_validator(mode="after")
     def _one_kind(self) -> "DistributionSpec":
-        kinds = [kind for kind in KINDS if getattr(self, kind) is not None]
-        if len(kinds) != 1:
+        if len([kind for kind in KINDS if getattr(self, kind) is not None]) != 1:
             raise ValueError(f"give exactly one of {', '.join(KINDS)}.")
-        refuse("DistributionSpec", self._bad_values(kinds[0]))
+        refuse("DistributionSpec", self._bad_values())
         return self
 
-    def _bad_values(self, kind: str) -> list:
-        values = getattr(self, kind)
+    @property
+    def kind(self) -> str:
+        """log_uniform, uniform, int or choice: the one the spec wrote."""
+        return next(kind for kind in KINDS if getattr(self, kind) is not None)
+
+    def _bad_values(self) -> list:
+        kind, values = self.kind, getattr(self, self.kind)
         if kind == "choice":
             return [] if values else [problem((kind,), "give a non-empty list of choices.")]
         low, high = values
@@ -119,11 +123,10 @@ class DistributionSpec(WrittenModel):
 
     def distribution(self) -> Distribution:
         """The distribution this entry describes."""
-        kind = next(kind for kind in KINDS if getattr(self, kind) is not None)
-        if kind == "choice":
-            return Distribution(kind, choices=tuple(self.choice), when=dict(self.when))
-        low, high = getattr(self, kind)
-        return Distribution(kind, low, high, step=self.step, when=dict(self.when))
+        if self.kind == "choice":
+            return Distribution(self.kind, choices=tuple(self.choice), when=dict(self.when))
+        low, high = getattr(self, self.kind)
+        return Distribution(self.kind, low, high, step=self.step, when=dict(self.when))
 
 
 LEARNING_RATE = {"full": log_uniform(1e-5, 1e-4), "frozen": log_uniform(2e-4, 5e-3)}

@@ -11,7 +11,7 @@ from common.errors import ConfigError, suggest
 from common.validation import Integer, SpecModel, Text, problem, refuse
 from common.validation_messages import join_path, problems
 from study.sections import AblationSettings, CheckpointPolicy, Method, Resources, SearchSettings, registry_row
-from study.settings import LossParams, TrainingSettings, loss_params_of
+from study.settings import LossParams, TrainingSettings, loss_params_of, searchable
 from trainables.losses import LOSSES
 
 Kind = Literal["grid", "search", "protocol", "ablation"]
@@ -113,19 +113,24 @@ class StudySpec(SpecModel):
         return count
 
     @model_validator(mode="after")
-    def _rows_agree(self) -> "StudySpec":
-        refuse("StudySpec", [*self._row_problems(), *self._search_seed_problems()])
+    def _consistent(self) -> "StudySpec":
+        checks = (self._row_problems, self._named_rows, self._searched_names, self._search_seed_problems)
+        refuse("StudySpec", [found for check in checks for found in check()])
         return self
 
     def _row_problems(self) -> list:
-        """Rows are listed once; the search and the ablation name rows (or, for the ablation, a
-        registry loss) that exist."""
+        """Rows are listed once."""
         rows = self.rows
-        found = []
         if not rows:
-            found.append(problem(("losses",), "the list is empty; give at least one."))
+            return [problem(("losses",), "the list is empty; give at least one.")]
         if len(set(rows)) != len(rows):
-            found.append(problem(("losses",), f"{list(rows)} repeats an entry; list each once."))
+            return [problem(("losses",), f"{list(rows)} repeats an entry; list each once.")]
+        return []
+
+    def _named_rows(self) -> list:
+        """The search and the ablation name rows that exist (the ablation may name a registry
+        loss instead)."""
+        rows, found = self.rows, []
         for key, named in (("losses", self.search.losses or ()), ("space", self.search.space)):
             found += [
                 problem(
@@ -141,6 +146,21 @@ class StudySpec(SpecModel):
             found.append(
                 problem(("ablation", "loss"), f"'{ablated}' is neither a row nor a registry loss{hint}.")
             )
+        return found
+
+    def _searched_names(self) -> list:
+        """`search.space` overrides settings each row's loss has."""
+        found = []
+        for row, entries in self.search.space.items():
+            known = searchable(self.method(row).loss) if row in self.rows else set(entries)
+            found += [
+                problem(
+                    ("search", "space", row, name),
+                    f"row '{row}' has no setting {name}{suggest(name, known)}.",
+                )
+                for name in entries
+                if name not in known
+            ]
         return found
 
     def _search_seed_problems(self) -> list:
