@@ -209,10 +209,11 @@ class StudySpec(SpecModel):
 
 
 def spec_schema() -> dict[str, Any]:
-    """The JSON Schema of a study spec (draft 2020-12), described from the models' docstrings, so
-    an editor completes and checks keys as they are typed."""
-    schema = StudySpec.model_json_schema()
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema, "title": "gloss study spec"}
+    """The JSON Schema of a study spec, described from the models' docstrings, so an editor
+    completes and checks keys as they are typed. Pydantic writes draft 2020-12; it names no
+    `$schema`, since yaml-language-server (draft 7) warns on 2020-12 and reads this one whole but
+    for the item types of [low, high] pairs (`prefixItems`)."""
+    return {**StudySpec.model_json_schema(), "title": "gloss study spec"}
 
 
 def parse_yaml(text: str, source: str) -> dict:
