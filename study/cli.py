@@ -15,13 +15,15 @@ DEFAULT_SHOW_WARNING = warnings.showwarning
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; a user's mistake prints one line and exits with status 2."""
+    """Entry point; a user's mistake prints one line (a spec's mistakes, one line each) and exits
+    with status 2."""
     args = build_parser().parse_args(argv)
     warnings.showwarning = show_warning
     try:
         return args.handler(args)
     except GlossError as error:
-        print(f"gloss: error: {error}", file=sys.stderr)
+        for problem in str(error).splitlines():  # a spec's mistakes, one a line
+            print(f"gloss: error: {problem}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, StudyInterrupted):
         print("gloss: interrupted; `gloss run ... --resume` continues where it stopped.", file=sys.stderr)

@@ -25,7 +25,7 @@ def test_three_mistakes_are_refused_once_naming_all_three(tmp_path, capsys):
     spec.write_text(THREE_MISTAKES)
     assert main(["run", str(spec), "--dry-run", "--storage", str(tmp_path / "results")]) == 2
     err = capsys.readouterr().err
-    lines = err.removeprefix("gloss: error: ").splitlines()
+    lines = [line.removeprefix("gloss: error: ") for line in err.splitlines()]
     assert lines == [
         f"{spec}: training.epoch: unknown key (did you mean 'epochs'?); allowed keys are "
         + lines[0].split("allowed keys are ")[1],
