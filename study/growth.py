@@ -129,13 +129,14 @@ def grown(record: dict[str, Any], spec: StudySpec) -> tuple[StudySpec, Stage | N
     stage it adds (None when it adds nothing); refused, before any compute, for any other change."""
     last = stages(record)[-1]
     started = recorded_spec({**record["spec"], **dataclasses.asdict(last)})
-    if changes := changed_keys(started, plain(spec)):
+    given = plain(spec)
+    if changes := changed_keys(started, given):
         raise ConfigError(
             f"study '{spec.name}' was started with another spec, and --resume only adds seeds, datasets "
             f"or rows: {'; '.join(changes)}. Restore those values, or give the study a new name "
             f"(name: {spec.name}-2) to start another."
         )
-    stage = Stage(spec.seeds, spec.datasets, spec.losses)
+    stage = Stage(spec.seeds, spec.datasets, tuple(given["losses"]))  # rows as written
     return kept_search_seed(record, spec), (stage if stage.added_to(last) else None)
 
 

@@ -1,10 +1,12 @@
 """Study specs: validation with key paths and suggestions, overrides, presets, and plans."""
 
+import json
 from pathlib import Path
 
 import pytest
 
 from common.errors import ConfigError
+from study.growth import Stage
 from study.plan import phases
 from study.presets import preset_names, preset_text
 from study.spec import apply_overrides, load_spec_file, parse_yaml, spec_from_mapping
@@ -161,3 +163,17 @@ def test_paper_frozen_is_the_papers_experiment_at_frozen_fidelity():
     assert (frozen.search.trials, frozen.search.sampler) == (paper.search.trials, paper.search.sampler)
     head, tuned = frozen.search.lr.choice, paper.search.lr.choice
     assert head == pytest.approx([100 * lr for lr in tuned]), "the head's rates, x100 the fine-tuning ones"
+
+
+def test_a_row_added_as_a_mapping_grows_the_study_as_written():
+    """study.json records a grown row as the user wrote it (JSON, defaults left out), and the
+    grown stage plans it."""
+    from study.growth import grown, plain
+
+    started = spec(losses=["ce"])
+    row = {"name": "g", "loss": "gloss", "params": {"k": 4}}
+    grown_spec, stage = grown({"spec": plain(started)}, spec(losses=["ce", row]))
+    assert stage.added_to(Stage((0, 1), ("r8",), ("ce",))) == {"losses": [row]}
+    assert json.loads(json.dumps(stage.losses)) == ["ce", row]
+    (grid,) = phases(stage.spec(grown_spec))
+    assert grid.searcher().configs[-1]["loss_params"]["k"] == 4
