@@ -163,7 +163,8 @@ class TrialConfig:
             raise ConfigError("dataset: required key is missing; name a dataset such as r8.")
         loss = config.get("loss", "ce")
         entry = loss_entry(loss if isinstance(loss, str) else repr(loss))
-        params = entry.params(**typed(params_model(entry.params), config.pop("loss_params", None) or {}))
+        written = config.pop("loss_params", None) or {}
+        params = entry.params(**typed(params_model(entry.params), written, "loss_params."))
         return cls(**typed(TRIAL_MODEL, config), loss_params=params)
 
     def to_dict(self) -> dict[str, Any]:
@@ -180,11 +181,10 @@ def params_model(params: type) -> type:
     return model_of(params)
 
 
-def typed(model: type, data: Any) -> dict[str, Any]:
+def typed(model: type, data: Any, where: str = "") -> dict[str, Any]:
     """`data` checked and coerced against `model`, as keyword arguments; a ConfigError names the
-    first problem."""
+    first problem, its key path under `where`."""
     try:
         return dict(model.model_validate(data))
     except ValidationError as error:
-        prefix = "loss_params." if model is not TRIAL_MODEL else ""
-        raise ConfigError(prefix + problems(error, data)[0]) from None
+        raise ConfigError(where + problems(error, data)[0]) from None
