@@ -294,7 +294,7 @@ def run_command(args: argparse.Namespace) -> int:
     refuse_copied_secrets()
     check_writable(root)
     with study_lease(root, args.take_over):
-        return run_and_report(args, spec, storage, root)
+        return run_and_report(args, spec, storage, root, (to_run, plan))
 
 
 def resumed(args: argparse.Namespace, spec, root: str):
@@ -314,12 +314,15 @@ def resumed(args: argparse.Namespace, spec, root: str):
     return grown(record, spec)
 
 
-def run_and_report(args: argparse.Namespace, spec, storage: str, root: str) -> int:
+def run_and_report(args: argparse.Namespace, spec, storage: str, root: str, checked: tuple) -> int:
     """Connect to Ray, check the cluster, record the study (and its growth), run every phase,
-    then summarise and report. `spec` is the one given, before `resumed` adapts it."""
+    then summarise and report. `spec` is the one given, before `resumed` adapts it; `checked` is
+    the (spec, plan) checked before the lease, whose plan is the study's unless the study changed
+    meanwhile (another driver grew it)."""
     from study.gpu_check import check_gpus
     from study.growth import stages as study_stages
     from study.launch import RunOptions, run_study, warm_caches
+    from study.plan import phases
     from study.provenance import read_provenance, write_provenance
     from study.ray_session import connect
     from study.run_log import log_location, messages_to
@@ -334,7 +337,8 @@ def run_and_report(args: argparse.Namespace, spec, storage: str, root: str) -> i
             check_nodes_share(root)
         print(f"gloss: Ray's messages and warnings go to {log}", file=sys.stderr)
         spec, stage = resumed(args, spec, root)  # again, now that this driver holds the lease
-        record = write_provenance(root, spec, read_provenance(root), stage)
+        plan = checked[1] if spec == checked[0] else phases(spec)
+        record = write_provenance(root, spec, read_provenance(root), plan, stage)
         if stage is not None:
             print(f"gloss: the study grows by {growth_words(record['growth'][-1]['added'])}", file=sys.stderr)
         stages = [part.spec(spec) for part in study_stages(record)]
