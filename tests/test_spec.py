@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from common.errors import ConfigError
-from study.growth import Stage
+from study.growth import Stage, grown, plain
 from study.plan import phases
 from study.presets import preset_names, preset_text
 from study.spec import apply_overrides, load_spec_file, parse_yaml, spec_from_mapping
@@ -157,7 +157,8 @@ def test_unknown_preset_suggests_one():
 def test_paper_frozen_is_the_papers_experiment_at_frozen_fidelity():
     paper, frozen = (spec_from_mapping(parse_yaml(preset_text(n), n), n) for n in ("paper", "paper-frozen"))
     assert frozen.losses == paper.losses, "the same rows, parameters and spaces"
-    same_training = {k: v for k, v in paper.training.written().items() if k != "pooling"}  # MiniLM: mean
+    # MiniLM pools by its mean, BERT by its CLS token: the one training setting that differs
+    same_training = {k: v for k, v in paper.training.written().items() if k != "pooling"}
     assert frozen.training.written() == same_training
     assert (frozen.model, frozen.fidelity, paper.fidelity) == ("minilm", "frozen", "full")
     assert (frozen.search.trials, frozen.search.sampler) == (paper.search.trials, paper.search.sampler)
@@ -168,8 +169,6 @@ def test_paper_frozen_is_the_papers_experiment_at_frozen_fidelity():
 def test_a_row_added_as_a_mapping_grows_the_study_as_written():
     """study.json records a grown row as the user wrote it (JSON, defaults left out), and the
     grown stage plans it."""
-    from study.growth import grown, plain
-
     started = spec(losses=["ce"])
     row = {"name": "g", "loss": "gloss", "params": {"k": 4}}
     grown_spec, stage = grown({"spec": plain(started)}, spec(losses=["ce", row]))
