@@ -32,7 +32,7 @@ from scipy import stats
 from scipy.stats import qmc
 
 from bench.common import RESULTS, parse, report
-from study.spaces import DEFAULT_SPACES, LEARNING_RATE, Distribution
+from study.spaces import LEARNING_RATE, Distribution, default_space
 from trainables.config import TrialConfig
 from trainables.training.trainer import Trainer
 
@@ -52,7 +52,7 @@ def at_quantile(distribution: Distribution, u: float) -> float:
 def configurations(gloss_configs: int) -> list[dict]:
     """Named configurations: G-Loss at Latin-hypercube points, CE and SupCon at three lr quantiles.
     Each holds the lr's quantile and the loss parameters, the same at both fidelities."""
-    space = DEFAULT_SPACES["gloss"]
+    space = default_space("gloss")
     points = qmc.LatinHypercube(d=1 + len(GLOSS_PARAMS), seed=0).random(gloss_configs)
     chosen = [
         {

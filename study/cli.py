@@ -4,7 +4,6 @@ Heavy modules (Ray, torch) are imported inside the handlers that need them, so `
 and `gloss data list` start at once."""
 
 import argparse
-import dataclasses
 import sys
 import warnings
 from pathlib import Path
@@ -16,13 +15,15 @@ DEFAULT_SHOW_WARNING = warnings.showwarning
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; a user's mistake prints one line and exits with status 2."""
+    """Entry point; a user's mistake prints one line (a spec's mistakes, one line each) and exits
+    with status 2."""
     args = build_parser().parse_args(argv)
     warnings.showwarning = show_warning
     try:
         return args.handler(args)
     except GlossError as error:
-        print(f"gloss: error: {error}", file=sys.stderr)
+        for problem in str(error).splitlines():  # a spec's mistakes, one a line
+            print(f"gloss: error: {problem}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, StudyInterrupted):
         print("gloss: interrupted; `gloss run ... --resume` continues where it stopped.", file=sys.stderr)
@@ -45,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     presets = commands.add_parser("presets", help="list the shipped presets, or print one")
     presets.add_argument("name", nargs="?")
     presets.set_defaults(handler=show_presets)
+    schema = commands.add_parser("schema", help="print the JSON Schema of a study spec, for editors")
+    schema.set_defaults(handler=show_schema)
     add_data(commands)
     add_analyze(commands)
     add_slurm(commands)
@@ -275,7 +278,7 @@ def run_command(args: argparse.Namespace) -> int:
     data_dir = str(Path(args.data_dir).expanduser().resolve()) if args.data_dir else None
     spec = with_data_dir(load_spec(args.spec, args.set), data_dir)
     if args.tracking is not None:
-        spec = dataclasses.replace(spec, tracking=parse_tracking_flag(args.tracking))
+        spec = spec.model_copy(update={"tracking": parse_tracking_flag(args.tracking)})
     storage = args.storage or spec.storage
     root = storage_root(storage, spec.name)
     to_run, _ = resumed(args, spec, root)
@@ -291,7 +294,7 @@ def run_command(args: argparse.Namespace) -> int:
     refuse_copied_secrets()
     check_writable(root)
     with study_lease(root, args.take_over):
-        return run_and_report(args, spec, storage, root)
+        return run_and_report(args, spec, storage, root, (to_run, plan))
 
 
 def resumed(args: argparse.Namespace, spec, root: str):
@@ -311,12 +314,15 @@ def resumed(args: argparse.Namespace, spec, root: str):
     return grown(record, spec)
 
 
-def run_and_report(args: argparse.Namespace, spec, storage: str, root: str) -> int:
+def run_and_report(args: argparse.Namespace, spec, storage: str, root: str, checked: tuple) -> int:
     """Connect to Ray, check the cluster, record the study (and its growth), run every phase,
-    then summarise and report. `spec` is the one given, before `resumed` adapts it."""
+    then summarise and report. `spec` is the one given, before `resumed` adapts it; `checked` is
+    the (spec, plan) checked before the lease, whose plan is the study's unless the study changed
+    meanwhile (another driver grew it)."""
     from study.gpu_check import check_gpus
     from study.growth import stages as study_stages
     from study.launch import RunOptions, run_study, warm_caches
+    from study.plan import phases
     from study.provenance import read_provenance, write_provenance
     from study.ray_session import connect
     from study.run_log import log_location, messages_to
@@ -331,7 +337,8 @@ def run_and_report(args: argparse.Namespace, spec, storage: str, root: str) -> i
             check_nodes_share(root)
         print(f"gloss: Ray's messages and warnings go to {log}", file=sys.stderr)
         spec, stage = resumed(args, spec, root)  # again, now that this driver holds the lease
-        record = write_provenance(root, spec, read_provenance(root), stage)
+        plan = checked[1] if spec == checked[0] else phases(spec)
+        record = write_provenance(root, spec, read_provenance(root), plan, stage)
         if stage is not None:
             print(f"gloss: the study grows by {growth_words(record['growth'][-1]['added'])}", file=sys.stderr)
         stages = [part.spec(spec) for part in study_stages(record)]
@@ -522,6 +529,16 @@ def show_presets(args: argparse.Namespace) -> int:
     return 0
 
 
+def show_schema(args: argparse.Namespace) -> int:
+    """The spec's JSON Schema on stdout: `gloss schema > gloss-spec.schema.json`."""
+    import json
+
+    from study.spec import spec_schema
+
+    print(json.dumps(spec_schema(), indent=2))
+    return 0
+
+
 def data_folder(args: argparse.Namespace, must_exist: bool = True) -> Path:
     from common.paths import resolve_data_dir
 
@@ -563,7 +580,7 @@ def data_download(args: argparse.Namespace) -> int:
 
 
 def known_names(names: list[str]) -> list[str]:
-    from common.typed import suggest
+    from common.errors import suggest
     from trainables.data.registry import KNOWN_DATASETS
 
     for name in names:

@@ -5,8 +5,7 @@ settings, unless the spec's `differences` names the condition (StudySpec lists t
 import dataclasses
 from collections import Counter
 
-from common.errors import ConfigError
-from common.typed import suggest
+from common.errors import ConfigError, suggest
 from study.phase import Group
 from study.spaces import configurations
 from study.spec import CONDITIONS, StudySpec, fixed_keys, space_origin, where_in_spec

@@ -28,7 +28,6 @@ OPERATIONAL = {
     "training.data_dir",
 }
 GROWING = ("seeds", "datasets", "losses")
-DERIVED = {"methods"}  # recomputed from `losses`
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,8 @@ class Stage:
 
     def spec(self, spec: StudySpec) -> StudySpec:
         """`spec` narrowed to this stage (every other setting is the same in every stage)."""
-        return dataclasses.replace(spec, seeds=self.seeds, datasets=self.datasets, losses=self.losses)
+        narrowed = {**plain(spec), "seeds": self.seeds, "datasets": self.datasets, "losses": self.losses}
+        return spec_from_mapping(narrowed, "study.json")
 
     def added_to(self, before: "Stage") -> dict[str, list]:
         """What this stage adds to `before`: {'seeds': [...], 'datasets': [...], 'losses': [...]}."""
@@ -62,9 +62,9 @@ def row_name(entry: Any) -> str:
 
 
 def plain(spec: StudySpec) -> dict[str, Any]:
-    """The spec as study.json records it: JSON values (lists, not tuples), derived fields left out."""
-    data = json.loads(json.dumps(dataclasses.asdict(spec), default=str))
-    return {key: value for key, value in data.items() if key not in DERIVED}
+    """The spec as study.json records it: JSON values (lists, not tuples); training settings, loss
+    parameters, rows and distributions as the user wrote them (study/growth compares them)."""
+    return spec.model_dump(mode="json")
 
 
 def stage_of(data: dict[str, Any]) -> Stage:
@@ -114,10 +114,10 @@ def changed_keys(started: dict[str, Any], given: dict[str, Any]) -> list[str]:
 
 
 def skipped(key: str) -> bool:
-    """Whether a flat key is operational, growing or derived (or lies under one that is)."""
+    """Whether a flat key is operational or growing (or lies under one that is)."""
     parts = key.split(".")
     prefixes = {".".join(parts[: i + 1]) for i in range(len(parts))}
-    return bool(prefixes & (OPERATIONAL | set(GROWING) | DERIVED))
+    return bool(prefixes & (OPERATIONAL | set(GROWING)))
 
 
 def show(value: Any) -> str:
@@ -129,13 +129,14 @@ def grown(record: dict[str, Any], spec: StudySpec) -> tuple[StudySpec, Stage | N
     stage it adds (None when it adds nothing); refused, before any compute, for any other change."""
     last = stages(record)[-1]
     started = recorded_spec({**record["spec"], **dataclasses.asdict(last)})
-    if changes := changed_keys(started, plain(spec)):
+    given = plain(spec)
+    if changes := changed_keys(started, given):
         raise ConfigError(
             f"study '{spec.name}' was started with another spec, and --resume only adds seeds, datasets "
             f"or rows: {'; '.join(changes)}. Restore those values, or give the study a new name "
             f"(name: {spec.name}-2) to start another."
         )
-    stage = Stage(spec.seeds, spec.datasets, spec.losses)
+    stage = Stage(spec.seeds, spec.datasets, tuple(given["losses"]))  # rows as written
     return kept_search_seed(record, spec), (stage if stage.added_to(last) else None)
 
 
@@ -162,4 +163,4 @@ def kept_search_seed(record: dict[str, Any], spec: StudySpec) -> StudySpec:
             f"seeds: {seed} is the seed this study's search trained on; add other seeds (final "
             "results are measured on seeds the search never saw)."
         )
-    return dataclasses.replace(spec, search=dataclasses.replace(spec.search, seed=seed))
+    return spec.model_copy(update={"search": spec.search.model_copy(update={"seed": seed})})

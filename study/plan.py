@@ -11,28 +11,24 @@ from common.errors import ConfigError
 from study.fairness import check_fair
 from study.phase import Group, Phase
 from study.searchers import FixedTrials, GroupedSearch, SearchGroup, merge_params, optuna_searcher
-from study.spaces import LEARNING_RATE, Distribution, configurations, parse_distribution, search_space
+from study.settings import loss_params_of
+from study.spaces import LEARNING_RATE, Distribution, configurations, search_space
 from study.spec import StudySpec, fixed_keys, space_origin, where_in_spec
 from trainables.config import TrialConfig
 from trainables.training.seeding import seed_hash
-
-ROW_OWNED = {"dataset", "loss", "method", "loss_params", "seed", "study", "phase", "tags"}
 
 
 def base_config(spec: StudySpec, dataset: str, row: str, seed: int, phase: str) -> dict[str, Any]:
     """The trial config of one dataset x row x seed at the spec's fixed settings: `training`, the
     loss's `loss_params`, then the row's own `params`."""
     method = spec.method(row)
-    if taken := sorted(ROW_OWNED & set(method.params)):
-        where = f"losses.{spec.rows.index(row)}.params.{taken[0]}"
-        raise ConfigError(f"{where}: a row cannot set {taken[0]}; the study sets it for every row.")
     base = {
-        **spec.training,
+        **spec.training.written(),
         **spec.checkpoint.trial_settings(),  # the checkpoint policy reaches trials as typed settings
         "dataset": dataset,
         "loss": method.loss,
         "method": method.name,
-        "loss_params": dict(spec.loss_params.get(method.loss, {})),
+        "loss_params": loss_params_of(spec.loss_params, method.loss),
         "seed": seed,
         "model": spec.model,
         "fidelity": spec.fidelity,
@@ -220,7 +216,7 @@ def row_space(spec: StudySpec, row: str, base: TrialConfig) -> dict[str, Distrib
             raise ConfigError(
                 f"{where}: {setting} fixes {name} for row '{row}'; search it or fix it, not both."
             )
-        overrides[name] = None if value is None else parse_distribution(value, where)
+        overrides[name] = None if value is None else value.distribution()
     values = {**plain, **plain["loss_params"]}
     space = search_space(base.loss, lr_distribution(spec, row, fixed), overrides, fixed, values)
     for name, distribution in space.items():
@@ -241,7 +237,7 @@ def lr_distribution(spec: StudySpec, row: str, fixed: set[str]) -> Distribution 
             )
         return None
     if spec.search.lr is not None:
-        return parse_distribution(spec.search.lr, "search.lr")
+        return spec.search.lr.distribution()
     return LEARNING_RATE[spec.fidelity]
 
 
@@ -301,7 +297,7 @@ def with_data_dir(spec: StudySpec, data_dir: str | None) -> StudySpec:
     """The spec with the data directory every trial should read (a --data-dir flag wins)."""
     if data_dir is None:
         return spec
-    return dataclasses.replace(spec, training={**spec.training, "data_dir": data_dir})
+    return spec.model_copy(update={"training": spec.training.model_copy(update={"data_dir": data_dir})})
 
 
 def check_inputs(spec: StudySpec, *, dry_run: bool = False) -> None:

@@ -4,8 +4,7 @@ import importlib.resources
 
 import yaml
 
-from common.errors import ConfigError
-from common.typed import suggest
+from common.errors import ConfigError, suggest
 
 
 def preset_folder():

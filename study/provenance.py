@@ -24,11 +24,12 @@ def read_provenance(root: str) -> dict[str, Any] | None:
     return json.loads(read_bytes(location)) if exists(location) else None
 
 
-def write_provenance(root: str, spec, record: dict[str, Any] | None, stage=None) -> dict[str, Any]:
+def write_provenance(root: str, spec, record: dict[str, Any] | None, plan, stage=None) -> dict[str, Any]:
     """Write <root>/study.json (a folder or a URI) and return it: the spec the study was started
     with (kept from `record`, never replaced), each growth (`stage`, study/growth.py: when, by
-    which command, what it added), the plan's trial counts now, and the code and machine of this
-    run (a resumed study records those that resumed it)."""
+    which command, what it added), the trial count of each phase of `plan` (the phases of `spec`,
+    a grown study's whole plan), and the code and machine of this run (a resumed study records
+    those that resumed it)."""
     from study.growth import plain, stages
 
     run = run_facts(sys.argv[1:])
@@ -37,16 +38,10 @@ def write_provenance(root: str, spec, record: dict[str, Any] | None, stage=None)
     if stage is not None:
         added = stage.added_to(stages(record)[-1])
         growth.append({"time": run["written"], "command": run["command"], "added": added})
-    written = {"spec": started, "growth": growth, "phases": planned(spec), **run}
+    counts = [{"name": phase.name, "trials": phase.trials} for phase in plan]
+    written = {"spec": started, "growth": growth, "phases": counts, **run}
     write_bytes(join(root, PROVENANCE_FILE), json.dumps(written, indent=2, default=str).encode())
     return written
-
-
-def planned(spec) -> list[dict[str, Any]]:
-    """Each phase's trial count in the plan of `spec` (a grown study's whole plan)."""
-    from study.plan import phases
-
-    return [{"name": phase.name, "trials": phase.trials} for phase in phases(spec)]
 
 
 def run_facts(argv: list[str]) -> dict[str, Any]:

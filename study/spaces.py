@@ -1,5 +1,6 @@
-"""Search spaces: the default distributions of every loss's parameters, in one place beside the
-loss defaults, and the Optuna define-by-run sampler that draws from them."""
+"""Search spaces: distributions as a spec writes them (each loss declares its defaults beside its
+parameters, LossEntry.space), the space a row searches, and the Optuna define-by-run sampler
+that draws from it."""
 
 import dataclasses
 import math
@@ -7,8 +8,9 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from common.errors import ConfigError
-from common.typed import check_keys, join_path
+from pydantic import Field, model_validator
+
+from common.validation import Number, WrittenModel, problem, refuse
 from trainables.losses import loss_entry
 
 KINDS = ("log_uniform", "uniform", "int", "choice")
@@ -84,53 +86,56 @@ def choice(*choices: Any) -> Distribution:
     return Distribution("choice", choices=choices)
 
 
+class DistributionSpec(WrittenModel):
+    """A searched parameter as a spec writes it: exactly one of {log_uniform: [low, high]},
+    {uniform: [low, high], step: s}, {int: [low, high]} or {choice: [...]}, with an optional
+    `when: {param: value}` that draws it only where other parameters hold those values."""
+
+    log_uniform: tuple[Number, Number] | None = None
+    uniform: tuple[Number, Number] | None = None
+    int: tuple[Number, Number] | None = None
+    choice: list[Any] | None = None
+    step: Number | None = None
+    when: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "DistributionSpec":
+        if len([kind for kind in KINDS if getattr(self, kind) is not None]) != 1:
+            raise ValueError(f"give exactly one of {', '.join(KINDS)}.")
+        refuse("DistributionSpec", self._bad_values())
+        return self
+
+    @property
+    def kind(self) -> str:
+        """log_uniform, uniform, int or choice: the one the spec wrote."""
+        return next(kind for kind in KINDS if getattr(self, kind) is not None)
+
+    def _bad_values(self) -> list:
+        kind, values = self.kind, getattr(self, self.kind)
+        if kind == "choice":
+            return [] if values else [problem((kind,), "give a non-empty list of choices.")]
+        low, high = values
+        if not (math.isfinite(low) and math.isfinite(high) and low < high) or (
+            kind == "log_uniform" and low <= 0
+        ):
+            return [problem((kind,), "need 0 < low < high for log_uniform, low < high otherwise.")]
+        return []
+
+    def distribution(self) -> Distribution:
+        """The distribution this entry describes."""
+        if self.kind == "choice":
+            return Distribution(self.kind, choices=tuple(self.choice), when=dict(self.when))
+        low, high = getattr(self, self.kind)
+        return Distribution(self.kind, low, high, step=self.step, when=dict(self.when))
+
+
 LEARNING_RATE = {"full": log_uniform(1e-5, 1e-4), "frozen": log_uniform(2e-4, 5e-3)}
-LAMBDA = uniform(0.3, 0.95)
-DEFAULT_SPACES: dict[str, dict[str, Distribution]] = {
-    "ce": {},
-    "none": {},  # the control row: the head's (or probe's) learning rate only
-    "contrastive": {"lam": LAMBDA, "margin": uniform(0.2, 1.5)},
-    "cosine_mse": {"lam": LAMBDA},
-    "triplet": {"lam": LAMBDA, "margin": log_uniform(0.1, 5.0)},
-    "supcon": {"lam": LAMBDA, "temperature": log_uniform(0.05, 1.0)},
-    "gloss": {
-        "lam": LAMBDA,
-        "sigma": log_uniform(0.05, 2.0),
-        "gamma": uniform(0.5, 0.9),
-        "k": choice(None, 4, 8, 16, 32, 64),
-        "propagation": choice("harmonic", "spreading"),
-        "alpha": uniform(0.5, 0.99, propagation="spreading"),
-    },
-}
 
 
-def parse_distribution(data: Any, where: str) -> Distribution:
-    """A distribution from YAML: {log_uniform: [lo, hi]}, {uniform: [lo, hi], step: s},
-    {int: [lo, hi]} or {choice: [...]}, each with an optional `when: {param: value}`."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: write a mapping such as {{log_uniform: [0.05, 2.0]}}.")
-    check_keys(data, (*KINDS, "step", "when"), where)
-    kinds = [kind for kind in KINDS if kind in data]
-    if len(kinds) != 1:
-        raise ConfigError(f"{where}: give exactly one of {', '.join(KINDS)}.")
-    kind, values = kinds[0], data[kinds[0]]
-    when = data.get("when") or {}
-    if kind == "choice":
-        if not isinstance(values, list) or not values:
-            raise ConfigError(f"{join_path(where, kind)}: give a non-empty list of choices.")
-        return Distribution(kind, choices=tuple(values), when=when)
-    if not (isinstance(values, list) and len(values) == 2 and all(_is_number(v) for v in values)):
-        raise ConfigError(f"{join_path(where, kind)}: give [low, high] as two numbers.")
-    low, high = (float(v) for v in values)
-    if not low < high or (kind == "log_uniform" and low <= 0):
-        raise ConfigError(
-            f"{join_path(where, kind)}: need 0 < low < high for log_uniform, low < high otherwise."
-        )
-    return Distribution(kind, low, high, step=data.get("step"), when=when)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+def default_space(loss: str) -> dict[str, Distribution]:
+    """The search distributions registry loss `loss` declares for its parameters (LossEntry.space)."""
+    declared = loss_entry(loss).space
+    return {name: DistributionSpec.model_validate(d).distribution() for name, d in declared.items()}
 
 
 def search_space(
@@ -146,7 +151,7 @@ def search_space(
     row's config (`values`: its loss parameters and settings) is dropped (alpha under harmonic
     propagation), and so are k choices at or above the batch size."""
     space = {"lr": lr} if lr is not None else {}
-    space |= {name: d for name, d in DEFAULT_SPACES[loss].items() if name not in fixed}
+    space |= {name: d for name, d in default_space(loss).items() if name not in fixed}
     for name, distribution in overrides.items():
         if distribution is None:
             space.pop(name, None)

@@ -1,167 +1,31 @@
-"""A study spec: the YAML a user writes, validated into one frozen dataclass before any trial."""
+"""A study spec: the YAML a user writes, validated into one frozen pydantic model, typed to its
+leaves, before any trial. Every problem is reported at once, one line each, at its key path."""
 
-import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import AfterValidator, Discriminator, Tag, ValidationError, field_validator, model_validator
 
-from common.errors import ConfigError
-from common.typed import from_mapping, join_path, suggest
+from common.errors import ConfigError, suggest
+from common.validation import Integer, SpecModel, Text, problem, refuse
+from common.validation_messages import join_path, problems
+from study.sections import AblationSettings, CheckpointPolicy, Method, Resources, SearchSettings, registry_row
+from study.settings import LossParams, TrainingSettings, loss_params_of, searchable
+from trainables.losses import LOSSES
 
 Kind = Literal["grid", "search", "protocol", "ablation"]
 Tracker = Literal["tensorboard", "mlflow", "wandb"]
-
-
-@dataclass(frozen=True)
-class Resources:
-    """Per trial; fractions of a GPU share one card (without memory isolation)."""
-
-    cpu: float = 1.0
-    gpu: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.cpu <= 0 or self.gpu < 0:
-            raise ConfigError(f"resources: cpu must be > 0 and gpu >= 0, got cpu={self.cpu}, gpu={self.gpu}.")
-
-
-@dataclass(frozen=True)
-class Method:
-    """One row of the comparison: a registry loss (`loss`, default the row's `name`) at fixed
-    `params` (its own parameters and any trial setting; never searched), with `space` overriding
-    the loss's default search distributions (null removes one)."""
-
-    name: str
-    loss: str = ""
-    params: dict[str, Any] = field(default_factory=dict)
-    space: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not re.fullmatch(r"[\w+.\-]+", self.name):
-            raise ConfigError(
-                f"name: '{self.name}' may hold only letters, digits and '_', '-', '+', '.', e.g. gloss_o+ce."
-            )
-        if not self.loss:
-            object.__setattr__(self, "loss", self.name)
-
-
-def parse_method(entry: Any, where: str) -> Method:
-    """A row from a `losses` entry: a registry name, or {name, loss, params, space}."""
-    if not isinstance(entry, str | dict):
-        raise ConfigError(
-            f"{where}: expected a loss name or a mapping {{name, loss, params, space}}, got {entry!r}."
-        )
-    try:
-        return from_mapping(Method, {"name": entry} if isinstance(entry, str) else entry, where)
-    except ConfigError as error:
-        message = str(error)
-        raise ConfigError(message if message.startswith(where) else f"{where}.{message}") from None
-
-
-@dataclass(frozen=True)
-class SearchSettings:
-    """Optuna through Ray Tune, one independent search per dataset x row, each with `trials`.
-
-    `lr` is the learning-rate distribution every row searches (default: the fidelity's range;
-    `training.lr` fixes it instead). `seed` is the seed search trials train on and the Optuna
-    samplers derive theirs from; in a protocol it defaults to one above the largest of `seeds`
-    and may name one of them only with `reuse_seed: true` (the report then says so); in a search
-    alone it defaults to the first of `seeds`."""
-
-    trials: int = 16
-    losses: tuple[str, ...] | None = None
-    sampler: Literal["tpe", "random"] = "tpe"
-    max_concurrent: int = 2
-    scheduler: Literal["none", "asha"] = "none"
-    grace_period: int = 2
-    reduction_factor: int = 3
-    seed: int | None = None
-    reuse_seed: bool = False
-    lr: dict[str, Any] | None = None
-    space: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for name in ("trials", "max_concurrent", "grace_period"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"search.{name}: {getattr(self, name)} must be at least 1.")
-        if self.reduction_factor < 2:
-            raise ConfigError(f"search.reduction_factor: {self.reduction_factor} must be at least 2.")
-        if self.seed is not None and self.seed < 0:
-            raise ConfigError(f"search.seed: {self.seed} is negative; seeds are integers >= 0.")
-
-
-@dataclass(frozen=True)
-class CheckpointPolicy:
-    """How trials checkpoint, and what of it storage keeps.
-
-    A trial checkpoints at the end of an epoch: by default (`max_share` 0.05) once its last
-    checkpoint's cost is at most 5% of the time since it, so checkpointing takes at most 5% of a
-    trial's time whatever the model, epoch length or storage (a bert-base state on object storage
-    is written every few minutes, a frozen-fidelity head's every epoch); also after every
-    `every_epochs`-th epoch and after any epoch that ends `every_minutes` or more after its last
-    checkpoint (each may be null, not all three). A trial restarted after a crash redoes the
-    epochs since its last checkpoint (their records then appear twice; the analysis reads each
-    epoch once). With `optimizer: false` a state holds the weights without Adam's moments (a
-    third of the bytes of a fine-tuned encoder's state), and a restarted trial starts the
-    moments afresh. Tune keeps the newest `keep` checkpoints per
-    trial: 2 by default, since a driver killed between a new checkpoint and Tune's next snapshot of
-    its experiment resumes from the older one, which must still exist. With `delete_finished`, a
-    trial's last epoch writes no trainer state and, once the trial
-    ends (finished, or stopped by ASHA), the trainer state (weights, optimizer moments) is deleted
-    from its checkpoints in storage: its records keep the best epoch's metrics, and test embeddings
-    saved with `training.save_embeddings` stay. Trials that ended in an error keep their state, so
-    `--resume` continues them."""
-
-    every_epochs: int | None = None
-    every_minutes: float | None = None
-    max_share: float | None = 0.05
-    keep: int = 2
-    delete_finished: bool = True
-    optimizer: bool = True
-
-    def __post_init__(self) -> None:
-        if self.every_epochs is not None and self.every_epochs < 1:
-            raise ConfigError(f"checkpoint.every_epochs: {self.every_epochs} must be at least 1, or null.")
-        if self.every_minutes is not None and self.every_minutes <= 0:
-            raise ConfigError(f"checkpoint.every_minutes: {self.every_minutes} must be positive, or null.")
-        if self.max_share is not None and not 0 < self.max_share < 1:
-            raise ConfigError(
-                f"checkpoint.max_share: {self.max_share} must be in (0, 1), e.g. 0.05, or null."
-            )
-        if self.every_epochs is None and self.every_minutes is None and self.max_share is None:
-            raise ConfigError(
-                "checkpoint: every_epochs, every_minutes and max_share are all null; set one, or a "
-                "restarted trial starts over."
-            )
-        if self.keep < 1:
-            raise ConfigError(f"checkpoint.keep: {self.keep} must be at least 1.")
-
-    def trial_settings(self) -> dict[str, Any]:
-        """The TrialConfig fields that carry this policy to every trial."""
-        return {
-            "checkpoint_every_epochs": self.every_epochs,
-            "checkpoint_every_minutes": self.every_minutes,
-            "checkpoint_max_share": self.max_share,
-            "checkpoint_final_state": not self.delete_finished,
-            "checkpoint_optimizer": self.optimizer,
-        }
-
-
-@dataclass(frozen=True)
-class AblationSettings:
-    """One factor at a time around the base configuration of row `loss` (a row of the study, or
-    a registry loss at its defaults)."""
-
-    loss: str = "gloss"
-    factors: dict[str, tuple] = field(default_factory=dict)
-
+RowEntry = Annotated[
+    Annotated[Annotated[Text, AfterValidator(registry_row)], Tag("name")] | Annotated[Method, Tag("row")],
+    Discriminator(lambda entry: "name" if isinstance(entry, str) else "row"),
+]
+__all__ = ["CheckpointPolicy", "Method", "Resources", "SearchSettings", "StudySpec", "Tracker"]
 
 CONDITIONS = ("sampler", "lr", "epochs", "early_stopping", "budget")
 
 
-@dataclass(frozen=True)
-class StudySpec:
+class StudySpec(SpecModel):
     """What to run: datasets x rows (`losses`) x seeds at one fidelity, and how (the kind).
 
     A `losses` entry is a registry loss name (the row is named after it) or a mapping
@@ -180,74 +44,145 @@ class StudySpec:
     and every other trial setting under its own name (batch_size, class_weighting, schedule, ...).
     """
 
-    name: str
+    name: Text
     kind: Kind
-    datasets: tuple[str, ...]
-    losses: tuple[str | dict[str, Any], ...] = ("ce", "gloss")
-    seeds: tuple[int, ...] = (0,)
-    model: str = "minilm"
+    datasets: tuple[Text, ...]
+    losses: tuple[RowEntry, ...] = ("ce", "gloss")
+    seeds: tuple[Integer, ...] = (0,)
+    model: Text = "minilm"
     fidelity: Literal["full", "frozen"] = "frozen"
-    training: dict[str, Any] = field(default_factory=dict)
-    loss_params: dict[str, dict[str, Any]] = field(default_factory=dict)
-    resources: Resources = field(default_factory=Resources)
-    storage: str = "~/gloss-results"
-    max_failures: int = 2
-    max_concurrent: int | None = None
+    training: TrainingSettings = TrainingSettings()
+    loss_params: LossParams = LossParams()
+    resources: Resources = Resources()
+    storage: Text = "~/gloss-results"
+    max_failures: Integer = 2
+    max_concurrent: Integer | None = None
     """Trials of a phase live at once (running, or pending for a free node or the autoscaler);
     null: the phase's trial count. `gloss run --max-concurrent` overrides it. In a search it
     composes with `search.max_concurrent`, the cap per dataset x loss group (so TPE learns between
     its draws): at most min(max_concurrent, groups x search.max_concurrent) trials live at once."""
-    checkpoint: CheckpointPolicy = field(default_factory=CheckpointPolicy)
-    search: SearchSettings = field(default_factory=SearchSettings)
-    ablation: AblationSettings = field(default_factory=AblationSettings)
+    checkpoint: CheckpointPolicy = CheckpointPolicy()
+    search: SearchSettings = SearchSettings()
+    ablation: AblationSettings = AblationSettings()
     tracking: tuple[Tracker, ...] = ()
     """Experiment trackers fed through Ray Tune's logger callbacks (study/tracking.py);
     `gloss run --tracking` overrides it."""
-    differences: tuple[str, ...] = ()
-    description: str = ""
-    methods: tuple[Method, ...] = field(init=False, repr=False, compare=False)
+    differences: tuple[Text, ...] = ()
+    description: Text = ""
 
-    def __post_init__(self) -> None:
-        if not self.name.replace("-", "").replace("_", "").isalnum():
-            raise ConfigError(f"name: '{self.name}' may hold only letters, digits, '-' and '_'.")
-        methods = tuple(parse_method(entry, f"losses.{i}") for i, entry in enumerate(self.losses))
-        object.__setattr__(self, "methods", methods)
-        for key, values in (("datasets", self.datasets), ("losses", self.rows), ("seeds", self.seeds)):
-            if not values:
-                raise ConfigError(f"{key}: the list is empty; give at least one.")
-            if len(set(values)) != len(values):
-                raise ConfigError(f"{key}: {list(values)} repeats an entry; list each once.")
-        if len(set(self.tracking)) != len(self.tracking):
-            raise ConfigError(f"tracking: {list(self.tracking)} repeats an entry; list each once.")
-        if any(seed < 0 for seed in self.seeds):
-            raise ConfigError(f"seeds: {list(self.seeds)} holds a negative seed; seeds are integers >= 0.")
-        if self.max_failures < 0:
-            raise ConfigError(f"max_failures: {self.max_failures} must be >= 0.")
-        if self.max_concurrent is not None and self.max_concurrent < 1:
-            raise ConfigError(f"max_concurrent: {self.max_concurrent} must be at least 1, or null.")
-        for key, value in self.checkpoint.trial_settings().items():
-            if key in self.training and self.training[key] != value:
-                raise ConfigError(
-                    f"training.{key}: set it through the checkpoint section, e.g. "
-                    "checkpoint: {every_epochs: 2}."
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, name: str) -> str:
+        if not name.replace("-", "").replace("_", "").isalnum():
+            raise ValueError(f"'{name}' may hold only letters, digits, '-' and '_'.")
+        return name
+
+    @field_validator("datasets", "seeds")
+    @classmethod
+    def _not_empty(cls, values: tuple) -> tuple:
+        if not values:
+            raise ValueError("the list is empty; give at least one.")
+        return values
+
+    @field_validator("datasets", "seeds", "tracking")
+    @classmethod
+    def _each_once(cls, values: tuple) -> tuple:
+        if len(set(values)) != len(values):
+            raise ValueError(f"{list(values)} repeats an entry; list each once.")
+        return values
+
+    @field_validator("seeds")
+    @classmethod
+    def _no_negative_seed(cls, seeds: tuple[int, ...]) -> tuple[int, ...]:
+        if any(seed < 0 for seed in seeds):
+            raise ValueError(f"{list(seeds)} holds a negative seed; seeds are integers >= 0.")
+        return seeds
+
+    @field_validator("max_failures")
+    @classmethod
+    def _failures(cls, count: int) -> int:
+        if count < 0:
+            raise ValueError(f"{count} must be >= 0.")
+        return count
+
+    @field_validator("max_concurrent")
+    @classmethod
+    def _concurrent(cls, count: int | None) -> int | None:
+        if count is not None and count < 1:
+            raise ValueError(f"{count} must be at least 1, or null.")
+        return count
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "StudySpec":
+        checks = (self._row_problems, self._named_rows, self._searched_names, self._search_seed_problems)
+        refuse("StudySpec", [found for check in checks for found in check()])
+        return self
+
+    def _row_problems(self) -> list:
+        """Rows are listed once."""
+        rows = self.rows
+        if not rows:
+            return [problem(("losses",), "the list is empty; give at least one.")]
+        if len(set(rows)) != len(rows):
+            return [problem(("losses",), f"{list(rows)} repeats an entry; list each once.")]
+        return []
+
+    def _named_rows(self) -> list:
+        """The search and the ablation name rows that exist (the ablation may name a registry
+        loss instead)."""
+        rows, found = self.rows, []
+        for key, named in (("losses", self.search.losses or ()), ("space", self.search.space)):
+            found += [
+                problem(
+                    ("search", key),
+                    f"'{row}' is not a row of this study{suggest(row, rows)}; rows are {', '.join(rows)}.",
                 )
-        for key, named in (("search.losses", self.search.losses or ()), ("search.space", self.search.space)):
-            for row in named:
-                if row not in self.rows:
-                    raise ConfigError(
-                        f"{key}: '{row}' is not a row of this study{suggest(row, self.rows)}; rows are "
-                        f"{', '.join(self.rows)}."
-                    )
-        self._check_search_seed()
+                for row in named
+                if row not in rows
+            ]
+        ablated = self.ablation.loss
+        if ablated not in rows and ablated not in LOSSES:
+            hint = suggest(ablated, [*rows, *LOSSES])
+            found.append(
+                problem(("ablation", "loss"), f"'{ablated}' is neither a row nor a registry loss{hint}.")
+            )
+        return found
 
-    def _check_search_seed(self) -> None:
+    def _searched_names(self) -> list:
+        """`search.space` overrides settings each row's loss has."""
+        found = []
+        for row, entries in self.search.space.items():
+            known = searchable(self.method(row).loss) if row in self.rows else set(entries)
+            found += [
+                problem(
+                    ("search", "space", row, name),
+                    f"row '{row}' has no setting {name}{suggest(name, known)}.",
+                )
+                for name in entries
+                if name not in known
+            ]
+        return found
+
+    def _search_seed_problems(self) -> list:
         """Final results are measured on seeds the search never trained on, unless asked."""
         search = self.search
         if self.kind == "protocol" and search.seed in self.seeds and not search.reuse_seed:
-            raise ConfigError(
-                f"search.seed: {search.seed} is also one of seeds {list(self.seeds)}; choose a seed "
-                "outside them, or set search.reuse_seed: true to reuse it on purpose."
-            )
+            return [
+                problem(
+                    ("search", "seed"),
+                    f"{search.seed} is also one of seeds {list(self.seeds)}; choose a seed outside them, "
+                    "or set search.reuse_seed: true to reuse it on purpose.",
+                )
+            ]
+        return []
+
+    @property
+    def methods(self) -> tuple[Method, ...]:
+        """The rows, a bare name as the registry loss of that name."""
+        return tuple(
+            Method.model_construct(name=entry, loss=entry) if isinstance(entry, str) else entry
+            for entry in self.losses
+        )
 
     @property
     def rows(self) -> tuple[str, ...]:
@@ -256,7 +191,9 @@ class StudySpec:
 
     def method(self, row: str) -> Method:
         """Row `row`, or (for an ablation of a loss not listed) the registry loss at its defaults."""
-        return next((m for m in self.methods if m.name == row), None) or Method(row)
+        return next((m for m in self.methods if m.name == row), None) or Method.model_construct(
+            name=row, loss=row
+        )
 
     @property
     def searched_losses(self) -> tuple[str, ...]:
@@ -269,6 +206,14 @@ class StudySpec:
         if self.search.seed is not None:
             return self.search.seed
         return max(self.seeds) + 1 if self.kind == "protocol" else self.seeds[0]
+
+
+def spec_schema() -> dict[str, Any]:
+    """The JSON Schema of a study spec, described from the models' docstrings, so an editor
+    completes and checks keys as they are typed. Pydantic writes draft 2020-12; it names no
+    `$schema`, since yaml-language-server (draft 7) warns on 2020-12 and reads this one whole but
+    for the item types of [low, high] pairs (`prefixItems`)."""
+    return {**StudySpec.model_json_schema(), "title": "gloss study spec"}
 
 
 def parse_yaml(text: str, source: str) -> dict:
@@ -303,11 +248,12 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
 
 
 def spec_from_mapping(data: dict, source: str) -> StudySpec:
-    """Validate a mapping into a StudySpec; errors are prefixed with the source."""
+    """Validate a mapping into a StudySpec; every problem is one line of the ConfigError,
+    `<source>: <key.path>: <sentence>`."""
     try:
-        return from_mapping(StudySpec, data)
-    except ConfigError as error:
-        raise ConfigError(f"{source}: {error}") from None
+        return StudySpec.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError("\n".join(f"{source}: {line}" for line in problems(error, data))) from None
 
 
 def load_spec_file(path: Path, overrides: list[str] = ()) -> StudySpec:
@@ -336,7 +282,8 @@ def where_in_spec(spec: StudySpec, row: str, trial_key: str) -> str:
 def fixed_keys(spec: StudySpec, row: str) -> set[str]:
     """The trial settings and loss parameters the spec fixes for `row`: never searched."""
     method = spec.method(row)
-    return set(spec.training) | set(spec.loss_params.get(method.loss, {})) | set(method.params)
+    written = spec.training.written()
+    return set(written) | set(loss_params_of(spec.loss_params, method.loss)) | set(method.params)
 
 
 def space_origin(spec: StudySpec, row: str, name: str) -> str:

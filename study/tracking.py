@@ -8,9 +8,8 @@ import os
 import typing
 from typing import Any
 
-from common.errors import ConfigError, GlossError
+from common.errors import ConfigError, GlossError, suggest
 from common.storage import is_uri, local_path
-from common.typed import suggest
 from study.naming import trial_folder_name
 from study.spec import StudySpec, Tracker
 

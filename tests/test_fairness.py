@@ -137,7 +137,8 @@ def test_rows_name_the_records_and_keep_the_registry_loss():
         "sqrt",
     )
     assert grid.searcher().configs[0]["method"] == "ce"
-    assert refusal(losses=["ce", gloss_row(seed=5)]).startswith("losses.1.params.seed: a row cannot set seed")
+    refused = refusal(losses=["ce", gloss_row(seed=5)])
+    assert refused.startswith("t.yaml: losses.1.params.seed: a row cannot set seed")
     with pytest.raises(ConfigError, match=r"^t.yaml: losses: \['ce', 'ce'\] repeats an entry"):
         spec(losses=["ce", {"name": "ce", "loss": "gloss"}])
     with pytest.raises(ConfigError, match=r"^t.yaml: search.losses: 'gloss' is not a row of this study"):

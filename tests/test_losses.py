@@ -1,20 +1,26 @@
 """Each auxiliary loss against a plain-loop reference and, where one exists, a library."""
 
+import dataclasses
 import itertools
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
 import torch.nn.functional as F
+from pydantic import ValidationError
 from pytorch_metric_learning import distances as pml_distances
 from pytorch_metric_learning import losses as pml_losses
 
 from common.errors import ConfigError
-from trainables.losses import LossContext, Objective, build_aux_loss, loss_entry
+from study.settings import TrainingSettings
+from study.spaces import DistributionSpec, default_space
+from trainables.losses import LOSSES, LossContext, Objective, build_aux_loss, loss_entry
 from trainables.losses.contrastive import ContrastiveParams
 from trainables.losses.cosine_mse import CosineMSEParams
+from trainables.losses.registry import LossEntry
 from trainables.losses.supcon import SupConParams
-from trainables.losses.triplet import TripletParams
+from trainables.losses.triplet import TripletLoss, TripletParams
 
 CONTEXT = LossContext(num_classes=3, class_counts=(3, 3, 2))
 
@@ -151,3 +157,48 @@ def test_class_weighted_cross_entropy():
 def test_invalid_parameters_are_refused(name, params):
     with pytest.raises(ConfigError, match="loss_params"):
         loss_entry(name).params(**params)
+
+
+def space_problems(losses) -> list[str]:
+    """Registry entries whose default search space is missing, does not parse as a spec's
+    distributions, or names a setting the loss does not have."""
+    found = []
+    for name, entry in losses.items():
+        space = getattr(entry, "space", None)
+        if space is None:
+            found.append(f"{name}: no space")
+            continue
+        known = searchable_names(entry)
+        for param, written in space.items():
+            try:
+                DistributionSpec.model_validate(written)
+            except ValidationError:
+                found.append(f"{name}.{param}: not a distribution")
+            if param not in known:
+                found.append(f"{name}.{param}: not a setting of {name}")
+    return found
+
+
+def searchable_names(entry: LossEntry) -> set[str]:
+    return {f.name for f in dataclasses.fields(entry.params)} | set(TrainingSettings.model_fields)
+
+
+def test_every_loss_declares_a_valid_default_search_space():
+    assert space_problems(LOSSES) == []
+    assert set(default_space("gloss")) == {"lam", "sigma", "gamma", "k", "propagation", "alpha"}
+
+
+def test_a_loss_without_a_space_is_caught():
+    """The control: the registry refuses an entry without a space, and the check above catches an
+    entry that has none or a wrong one."""
+    with pytest.raises(TypeError, match="space"):
+        LossEntry(TripletParams, TripletLoss, "no space")  # type: ignore[call-arg]
+    spaceless = SimpleNamespace(params=TripletParams, space=None)
+    wrong = LossEntry(
+        TripletParams, TripletLoss, space={"margn": {"uniform": [1, 2]}, "lam": {"uniform": [1]}}
+    )
+    assert space_problems({"fake": spaceless, "odd": wrong}) == [
+        "fake: no space",
+        "odd.margn: not a setting of odd",
+        "odd.lam: not a distribution",
+    ]

@@ -2,12 +2,16 @@
 `TrialConfig.from_dict`, and nowhere else."""
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pydantic import ValidationError
+
 from common.errors import ConfigError
-from common.typed import coerce, from_mapping
+from common.validation import model_of
+from common.validation_messages import problems
 from trainables.losses.base import AuxParams, CEParams
 from trainables.losses.registry import loss_entry
 
@@ -152,14 +156,35 @@ class TrialConfig:
 
     @classmethod
     def from_dict(cls, config: Mapping[str, Any]) -> "TrialConfig":
-        """The one conversion from Ray's (or a spec's) untyped dict, with precise errors."""
+        """The one conversion from Ray's (or a spec's) untyped dict, with precise errors (the
+        first, as `key.path: sentence`)."""
         config = dict(config)
         if "dataset" not in config:
             raise ConfigError("dataset: required key is missing; name a dataset such as r8.")
-        entry = loss_entry(coerce(str, config.get("loss", "ce"), "loss"))
-        params = from_mapping(entry.params, config.pop("loss_params", None) or {}, "loss_params")
-        return dataclasses.replace(from_mapping(cls, config), loss_params=params)
+        loss = config.get("loss", "ce")
+        entry = loss_entry(loss if isinstance(loss, str) else repr(loss))
+        written = config.pop("loss_params", None) or {}
+        params = entry.params(**typed(params_model(entry.params), written, "loss_params."))
+        return cls(**typed(TRIAL_MODEL, config), loss_params=params)
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict (loss_params nested) that `from_dict` turns back into an equal config."""
         return dataclasses.asdict(self)
+
+
+TRIAL_MODEL = model_of(TrialConfig, exclude={"loss_params"}, name="TrialSettings")
+
+
+@functools.cache
+def params_model(params: type) -> type:
+    """The pydantic model of a loss's parameter dataclass (types checked; values by the class)."""
+    return model_of(params)
+
+
+def typed(model: type, data: Any, where: str = "") -> dict[str, Any]:
+    """`data` checked and coerced against `model`, as keyword arguments; a ConfigError names the
+    first problem, its key path under `where`."""
+    try:
+        return dict(model.model_validate(data))
+    except ValidationError as error:
+        raise ConfigError(where + problems(error, data)[0]) from None

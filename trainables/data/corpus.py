@@ -6,8 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.errors import DataError
-from common.typed import suggest
+from common.errors import DataError, suggest
 from trainables.data.reader import SUFFIXES, read_split
 from trainables.data.registry import KNOWN_DATASETS
 

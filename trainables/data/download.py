@@ -21,9 +21,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from common.atomic import atomic_path, file_lock
-from common.errors import DataError
+from common.errors import DataError, suggest
 from common.paths import cache_dir
-from common.typed import suggest
 from trainables.data.registry import KNOWN_DATASETS, KnownDataset
 
 TEXT_GCN_COMMIT = "962223652e9bb164ac2d83cd09fc7b8845ce860b"

@@ -35,6 +35,11 @@ class LossResult:
     stats: dict[str, float] = field(default_factory=dict)
 
 
+LAMBDA_SPACE = {"uniform": [0.3, 0.95]}
+"""The default search range of `lam`, the auxiliary loss's weight against cross-entropy, shared by
+every auxiliary loss (see LossEntry.space)."""
+
+
 @dataclass(frozen=True)
 class CEParams:
     """Cross-entropy alone has no parameters of its own."""

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from common.errors import ConfigError
-from trainables.losses.base import AuxLoss, AuxParams, LossContext, LossResult, Needs, zero_loss
+from trainables.losses.base import LAMBDA_SPACE, AuxLoss, AuxParams, LossContext, LossResult, Needs, zero_loss
 from trainables.losses.pairs import euclidean_distances, pair_masks
 
 
@@ -23,6 +23,10 @@ class ContrastiveParams(AuxParams):
                 f"loss_params.margin: {self.margin} is outside (0, 2]; distances between "
                 "unit vectors never exceed 2."
             )
+
+
+SPACE = {"lam": LAMBDA_SPACE, "margin": {"uniform": [0.2, 1.5]}}
+"""The default search space (see LossEntry.space)."""
 
 
 class ContrastiveLoss(AuxLoss):

@@ -5,13 +5,17 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from trainables.losses.base import AuxLoss, AuxParams, LossContext, LossResult, Needs, zero_loss
+from trainables.losses.base import LAMBDA_SPACE, AuxLoss, AuxParams, LossContext, LossResult, Needs, zero_loss
 from trainables.losses.pairs import pair_masks
 
 
 @dataclass(frozen=True)
 class CosineMSEParams(AuxParams):
     """No parameters beyond the CE weight `lam`."""
+
+
+SPACE = {"lam": LAMBDA_SPACE}
+"""The default search space (see LossEntry.space)."""
 
 
 class CosineMSELoss(AuxLoss):

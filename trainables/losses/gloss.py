@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from common.errors import ConfigError
 from trainables.losses.base import (
+    LAMBDA_SPACE,
     AuxLoss,
     AuxParams,
     LossContext,
@@ -26,7 +27,7 @@ from trainables.losses.propagation import (
 )
 from trainables.losses.sigma import SIGMA_HEURISTICS, sigma_heuristic
 
-__all__ = ["GLoss", "GLossParams", "label_propagation"]
+__all__ = ["SPACE", "GLoss", "GLossParams", "label_propagation"]
 
 PROBABILITY_FLOOR = 1e-8
 
@@ -74,6 +75,17 @@ class GLossParams(AuxParams):
                 f"loss_params.k: {self.k} is not below the batch size {batch_size}; choose a "
                 "smaller k or null for a fully connected graph."
             )
+
+
+SPACE = {
+    "lam": LAMBDA_SPACE,
+    "sigma": {"log_uniform": [0.05, 2.0]},
+    "gamma": {"uniform": [0.5, 0.9]},
+    "k": {"choice": [None, 4, 8, 16, 32, 64]},
+    "propagation": {"choice": ["harmonic", "spreading"]},
+    "alpha": {"uniform": [0.5, 0.99], "when": {"propagation": "spreading"}},
+}
+"""The default search space (see LossEntry.space): alpha only where propagation is spreading."""
 
 
 class GLoss(AuxLoss):

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from common.errors import ConfigError
-from trainables.losses.base import AuxLoss, AuxParams, LossContext, LossResult, Needs, zero_loss
+from trainables.losses.base import LAMBDA_SPACE, AuxLoss, AuxParams, LossContext, LossResult, Needs, zero_loss
 from trainables.losses.pairs import pair_masks
 
 
@@ -23,6 +23,10 @@ class SupConParams(AuxParams):
         for name in ("temperature", "base_temperature"):
             if getattr(self, name) <= 0.0:
                 raise ConfigError(f"loss_params.{name}: {getattr(self, name)} must be positive.")
+
+
+SPACE = {"lam": LAMBDA_SPACE, "temperature": {"log_uniform": [0.05, 1.0]}}
+"""The default search space (see LossEntry.space)."""
 
 
 class SupConLoss(AuxLoss):

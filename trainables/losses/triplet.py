@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import torch
 
 from common.errors import ConfigError
-from trainables.losses.base import AuxLoss, AuxParams, LossContext, LossResult, Needs, zero_loss
+from trainables.losses.base import LAMBDA_SPACE, AuxLoss, AuxParams, LossContext, LossResult, Needs, zero_loss
 from trainables.losses.pairs import euclidean_distances, pair_masks
 
 
@@ -19,6 +19,10 @@ class TripletParams(AuxParams):
         super().__post_init__()
         if self.margin <= 0.0:
             raise ConfigError(f"loss_params.margin: {self.margin} must be positive.")
+
+
+SPACE = {"lam": LAMBDA_SPACE, "margin": {"log_uniform": [0.1, 5.0]}}
+"""The default search space (see LossEntry.space)."""
 
 
 class TripletLoss(AuxLoss):

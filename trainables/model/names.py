@@ -5,8 +5,7 @@ import os
 import socket
 from pathlib import Path
 
-from common.errors import ConfigError
-from common.typed import suggest
+from common.errors import ConfigError, suggest
 
 TINY = "tiny-bert"
 ALIASES = {
