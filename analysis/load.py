@@ -200,7 +200,9 @@ def read_in_parallel(fs: pyarrow.fs.FileSystem, trials: list[Trial], per_process
 
 def tidy_types(frame: pd.DataFrame) -> pd.DataFrame:
     """One type per column, so the frame is the same whether read from records or the cache:
-    numbers where every value is a number, text where a column mixes numbers and text."""
+    numbers where every value is a number, text where a column mixes numbers and text, and None
+    for a missing value among others (as parquet reads it back; a field only some records carry,
+    such as Tune's `should_checkpoint`, would otherwise be NaN read fresh and None cached)."""
     for column in [c for c in frame.columns if pd.api.types.is_object_dtype(frame[c].dtype)]:
         values = frame[column].dropna()
         kinds = {type(v) for v in values}
@@ -208,6 +210,8 @@ def tidy_types(frame: pd.DataFrame) -> pd.DataFrame:
             frame[column] = pd.to_numeric(frame[column])
         elif len(kinds) > 1:
             frame[column] = frame[column].map(lambda v: v if v is None else str(v))
+        else:
+            frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
     return frame
 
 

@@ -33,7 +33,8 @@ class Recorder(Progress):
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory, data_dir, local_ray) -> Path:
-    """Six frozen tiny-BERT trials of three epochs on 2 CPUs, at the default checkpoint policy."""
+    """Six frozen tiny-BERT trials of three epochs on 2 CPUs, a state every epoch (the policy
+    that decides how often is tested in test_checkpoint_policy and test_trial_faults)."""
     folder = tmp_path_factory.mktemp("fill")
     spec = {
         "name": "fill",
@@ -42,6 +43,7 @@ def study(tmp_path_factory, data_dir, local_ray) -> Path:
         "datasets": ["r8"],
         "losses": ["ce", "gloss"],
         "seeds": [0, 1, 2],
+        "checkpoint": {"every_epochs": 1},
         "training": {
             "train_size": 48,
             "eval_size": 40,

@@ -24,6 +24,7 @@ GRID = {
     "datasets": ["r8"],
     "losses": ["ce", "gloss"],
     "seeds": [0, 1],
+    "checkpoint": {"every_epochs": 1},  # states to resume from when the driver is killed
     "training": TRAINING,
 }
 COUNTS = re.compile(
