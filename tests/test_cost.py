@@ -71,7 +71,7 @@ def test_checkpoint_bytes_follow_the_measured_state_and_policy(r8_paper):
     )
 
 
-def test_the_default_policy_writes_a_state_when_its_cost_is_5_percent_of_the_time_since():
+def test_the_share_policy_writes_a_state_when_its_cost_is_5_percent_of_the_time_since():
     """A bert-base state takes a minute to reach object storage (bench/checkpoint_time.py); at the
     bill's rate an R8 epoch is about a second: the trial writes a state once 20 minutes of training
     have passed, and then every 20 minutes. Every-epoch checkpoints would cost 60 s per second of
@@ -80,7 +80,14 @@ def test_the_default_policy_writes_a_state_when_its_cost_is_5_percent_of_the_tim
     full_s3 = next(r for r in measured["rows"] if r["state"] == "full" and r["storage"].startswith("S3"))
     write_s = full_s3["gib"] * WRITE_S_PER_GIB
     assert write_s == pytest.approx(full_s3["write_s"], rel=1e-3)
-    default = TrialConfig(dataset="r8", fidelity="full", epochs=2000, checkpoint_final_state=False)
+    default = TrialConfig(
+        dataset="r8",
+        fidelity="full",
+        epochs=2000,
+        checkpoint_final_state=False,
+        checkpoint_every_epochs=None,
+        checkpoint_max_share=0.05,
+    )
     written = states_written(default, 1.0, write_s)
     assert written == (2000 - 1) // math.ceil(write_s / 0.05) == 1
     assert written * write_s <= 0.05 * 2000, "at most 5% of the time"

@@ -73,17 +73,19 @@ def faulty(kind: str, folder: str, fault_epoch: int = FAULT_EPOCH):
         ("sigkill", 3, 5, [1, 2, 3, 4, 5, 4, 5]),
         pytest.param("sigkill", None, FAULT_EPOCH, None, marks=pytest.mark.faults),  # make test-cluster
     ],
-    ids=["sigkill", "raise", "sigkill-every-3-epochs", "sigkill-default-policy"],
+    ids=["sigkill", "raise", "sigkill-every-3-epochs", "sigkill-share-policy"],
 )
 def test_crashed_trial_resumes_from_its_checkpoint(
     kind, every, fault_epoch, expected, tmp_path, data_dir, local_ray
 ):
     """Checkpointing every epoch, only the interrupted epoch runs twice; every third epoch, a trial
-    killed in epoch 5 resumes from epoch 3 and also redoes epoch 4. Under the default policy (at
+    killed in epoch 5 resumes from epoch 3 and also redoes epoch 4. Under the share policy (at
     most 5% of the time in checkpoints, on epochs long enough to be worth one) it resumes right
     after the last epoch the policy checkpointed, having lost nothing before it."""
     policy = (
-        {"checkpoint_every_epochs": every, "checkpoint_max_share": None} if every else {"train_size": 4000}
+        {"checkpoint_every_epochs": every, "checkpoint_max_share": None}
+        if every
+        else {"train_size": 4000, "checkpoint_every_epochs": None, "checkpoint_max_share": 0.05}
     )
     trial = {**CONFIG, **policy}
     config = {**trial, "data_dir": str(data_dir)}
@@ -104,7 +106,7 @@ def test_crashed_trial_resumes_from_its_checkpoint(
     (result,) = tuner.fit()
     assert result.error is None and (tmp_path / "crashed").exists()
     starts = [int(line) for line in (tmp_path / "epochs.log").read_text().split()]
-    if expected is None:  # the default policy: which epochs it checkpoints depends on measured costs
+    if expected is None:  # the share policy: which epochs it checkpoints depends on measured costs
         rows = [json.loads(line) for line in (Path(result.path) / "result.json").read_text().splitlines()]
         before_kill = rows[: FAULT_EPOCH - 1]  # epochs 1 and 2, reported before the kill in epoch 3
         checkpointed = [row["epoch"] for row in before_kill if row.get("checkpoint_dir_name")]
