@@ -1,30 +1,47 @@
-"""What a study keeps of its trials' checkpoints: Tune keeps the newest `checkpoint.keep` per
-trial; once a trial ends, its trainer state is deleted from storage, from the driver, through
-the storage's own filesystem (a local folder, s3://, gs://: whatever Ray's storage is)."""
+"""What a study keeps of its trials' checkpoints, and how a resumed study finds them.
+
+Tune keeps the newest `checkpoint.keep` per trial; once a trial ends, its trainer state is
+deleted from storage, from the driver, through the storage's own filesystem (a local folder,
+s3://, gs://: whatever Ray's storage is). A resumed study first brings each trial's latest
+checkpoint up to date with storage (CatchUpWithStorage)."""
+
+from dataclasses import dataclass
 
 from pyarrow import fs as pafs
 from ray import tune
 
 from study.spec import CheckpointPolicy
-from trainables.checkpoint import STATE_FILE
+from trainables.checkpoint import RECORD_FILE, STATE_FILE, read_record
 
 CHECKPOINT_PREFIX = "checkpoint_"
 
 
+def checkpoint_folders(filesystem: pafs.FileSystem, trial_path: str) -> list[pafs.FileInfo]:
+    """A trial's checkpoint folders in storage, oldest first (Tune numbers them in order)."""
+    found = filesystem.get_file_info(pafs.FileSelector(trial_path, allow_not_found=True))
+    folders = [
+        f for f in found if f.type == pafs.FileType.Directory and f.base_name.startswith(CHECKPOINT_PREFIX)
+    ]
+    return sorted(folders, key=lambda folder: folder.base_name)
+
+
 def delete_trial_states(filesystem: pafs.FileSystem, trial_path: str) -> int:
     """Delete the trainer state from every checkpoint folder of a trial, and each folder left
-    empty; other files (saved test embeddings, end markers) stay. Returns the bytes freed."""
+    with nothing but its record, except the last (the trial's final record); other files (saved
+    test embeddings) stay. Returns the bytes freed."""
     freed = 0
-    folders = filesystem.get_file_info(pafs.FileSelector(trial_path, allow_not_found=True))
+    folders = checkpoint_folders(filesystem, trial_path)
     for folder in folders:
-        if folder.type != pafs.FileType.Directory or not folder.base_name.startswith(CHECKPOINT_PREFIX):
-            continue
         files = filesystem.get_file_info(pafs.FileSelector(folder.path, recursive=True))
         for info in files:
             if info.base_name == STATE_FILE and info.type == pafs.FileType.File:
                 filesystem.delete_file(info.path)
                 freed += info.size
-        if all(info.base_name == STATE_FILE for info in files if info.type == pafs.FileType.File):
+        kept = {info.base_name for info in files if info.type == pafs.FileType.File} - {
+            STATE_FILE,
+            RECORD_FILE,
+        }
+        if folder is not folders[-1] and not kept:
             filesystem.delete_dir(folder.path)
     return freed
 
@@ -40,7 +57,86 @@ class DeleteFinishedStates(tune.Callback):
         delete_trial_states(trial.storage.storage_filesystem, trial.storage.trial_fs_path)
 
 
+@dataclass(frozen=True)
+class NewestCheckpoint:
+    """A trial's newest checkpoint in storage: its folder, Tune's index for it, its record."""
+
+    path: str
+    index: int
+    record: dict
+
+    @property
+    def ended(self) -> bool:
+        """Whether the trial had ended when this checkpoint was written."""
+        return self.record.get("status") != "running"
+
+
+def newest_checkpoint(filesystem: pafs.FileSystem, trial_path: str) -> NewestCheckpoint | None:
+    """The trial's newest checkpoint that holds its record (None when it has none yet)."""
+    for folder in reversed(checkpoint_folders(filesystem, trial_path)):
+        record_path = f"{folder.path}/{RECORD_FILE}"
+        if filesystem.get_file_info(record_path).type != pafs.FileType.File:
+            continue
+        with filesystem.open_input_stream(record_path) as stream:
+            record = read_record(stream.read().decode())
+        index = int(folder.base_name.removeprefix(CHECKPOINT_PREFIX))
+        return NewestCheckpoint(folder.path, index, record)
+    return None
+
+
+class CatchUpWithStorage(tune.Callback):
+    """When a study resumes, point each trial Tune is about to restart at its newest checkpoint
+    in storage, before any trial starts.
+
+    Tune saves its experiment state (each trial's status and latest checkpoint) every so often,
+    not at every checkpoint, so a driver killed between two saves leaves a state behind storage:
+    a trial that had finished reads as pending, from an older checkpoint that Tune's rotation or
+    DeleteFinishedStates may already have deleted. Restored from there it would train again, or
+    fail ("does not exist on storage anymore"). Its checkpoint folders are the truth: each holds
+    its epoch's record. A finished trial restarted from its last checkpoint ends at once
+    (trainables/trainable.py), and Tune's result for it is its final record, which the search's
+    selection reads.
+
+    This reaches into Ray's trial bookkeeping (the checkpoint manager, the storage context's
+    checkpoint index): tests/test_stale_experiment_state.py pins the behaviour."""
+
+    def setup(self, **info) -> None:
+        self.caught_up = False
+
+    def on_step_begin(self, iteration: int, trials: list, **info) -> None:
+        if self.caught_up:
+            return
+        self.caught_up = True  # the first step of a run comes before any trial starts
+        for trial in trials:
+            if trial.status == trial.PENDING:
+                catch_up(trial)
+
+
+def catch_up(trial) -> None:
+    """Make the trial's newest checkpoint in storage the one Tune restarts it from. Tune's
+    manager is replaced, not told: it would delete the checkpoints it tracks, gone or not."""
+    from ray.train._internal.checkpoint_manager import _CheckpointManager
+    from ray.train._internal.session import _TrainingResult
+
+    storage = trial.storage
+    newest = newest_checkpoint(storage.storage_filesystem, storage.trial_fs_path)
+    if newest is None or (trial.checkpoint is not None and trial.checkpoint.path == newest.path):
+        return
+    metrics = {**newest.record, "training_iteration": newest.record["epoch"]}
+    checkpoint = tune.Checkpoint(newest.path, filesystem=storage.storage_filesystem)
+    manager = _CheckpointManager(trial.run_metadata.checkpoint_manager.checkpoint_config)
+    manager.register_checkpoint(_TrainingResult(checkpoint, metrics))
+    trial.run_metadata.checkpoint_manager = manager
+    storage.current_checkpoint_index = newest.index  # as Trial.on_checkpoint leaves it
+    if newest.ended:
+        trial.update_last_result(metrics)
+    trial.invalidate_json_state()
+    trial.run_metadata.invalidate_cache()
+
+
 def checkpoint_settings(policy: CheckpointPolicy) -> tuple[tune.CheckpointConfig, list[tune.Callback]]:
     """Tune's checkpoint config and the callbacks that carry out `policy` on the driver."""
-    callbacks = [DeleteFinishedStates()] if policy.delete_finished else []
+    callbacks: list[tune.Callback] = [CatchUpWithStorage()]
+    if policy.delete_finished:
+        callbacks.append(DeleteFinishedStates())
     return tune.CheckpointConfig(num_to_keep=policy.keep), callbacks

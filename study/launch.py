@@ -63,10 +63,10 @@ def staged(stages: list[StudySpec], plan: Callable[[StudySpec], Phase]) -> list[
 def run_phase(spec: StudySpec, phase: Phase, options: RunOptions, root: str):
     """One Tune experiment: restored when it exists and --resume is given, else started."""
     from ray import tune
-    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     from study.checkpoints import checkpoint_settings
     from study.progress import Progress
+    from study.record_writers import record_writers
     from study.tracking import tracker_callbacks
     from trainables.trainable import train_trial
 
@@ -103,8 +103,7 @@ def run_phase(spec: StudySpec, phase: Phase, options: RunOptions, root: str):
                 failure_config=tune.FailureConfig(max_failures=spec.max_failures),
                 checkpoint_config=checkpoint_config,
                 callbacks=[
-                    JsonLoggerCallback(),
-                    CSVLoggerCallback(),
+                    *record_writers(),
                     Progress(phase.experiment, phase.trials, max(g.config.epochs for g in phase.groups)),
                     *checkpoint_callbacks,
                     *tracker_callbacks(spec, phase.name, root),

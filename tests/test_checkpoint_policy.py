@@ -13,7 +13,7 @@ from common.errors import ConfigError
 from study.checkpoints import delete_trial_states
 from study.spec import spec_from_mapping
 from tests.processes import start_gloss
-from trainables.checkpoint import EMBEDDINGS_FILE, STATE_FILE, Cadence
+from trainables.checkpoint import EMBEDDINGS_FILE, RECORD_FILE, STATE_FILE, Cadence
 from trainables.config import TrialConfig
 
 BASE = {"name": "t", "kind": "grid", "datasets": ["r8"]}
@@ -108,12 +108,15 @@ def test_cadence_by_share_keeps_checkpoints_to_their_share_of_the_time():
 
 
 def write_trial(filesystem: pafs.FileSystem, trial: str, embeddings_in_last: bool) -> None:
-    """A trial folder as Ray leaves it: records, two checkpoints with a state, and a last one."""
+    """A trial folder as Ray leaves it: records, two checkpoints with a state, and a last one
+    (each with its epoch's record)."""
     files = {
         f"{trial}/result.json": b"{}\n",
         f"{trial}/checkpoint_000001/{STATE_FILE}": b"x" * 1000,
+        f"{trial}/checkpoint_000001/{RECORD_FILE}": b"{}",
         f"{trial}/checkpoint_000002/{STATE_FILE}": b"x" * 1000,
-        f"{trial}/checkpoint_000003/ended.json": b"{}",
+        f"{trial}/checkpoint_000002/{RECORD_FILE}": b"{}",
+        f"{trial}/checkpoint_000003/{RECORD_FILE}": b"{}",
     }
     if embeddings_in_last:
         files[f"{trial}/checkpoint_000003/{EMBEDDINGS_FILE}"] = b"npz"
@@ -134,7 +137,7 @@ def check_deletion(filesystem: pafs.FileSystem, trial: str) -> None:
     assert remaining(filesystem, trial) == {
         "result.json",
         "checkpoint_000003",
-        "checkpoint_000003/ended.json",
+        f"checkpoint_000003/{RECORD_FILE}",
         f"checkpoint_000003/{EMBEDDINGS_FILE}",
     }
     assert delete_trial_states(filesystem, trial) == 0, "deleting again changes nothing"
@@ -216,7 +219,7 @@ def test_a_study_on_s3_keeps_records_and_embeddings_but_no_states(s3_endpoint, t
     assert not [name for name in names if name.endswith(STATE_FILE)]
     for trial in trials:
         checkpoints = [name for name in names if name.startswith(f"{trial}/checkpoint_")]
-        assert [name.rsplit("/", 1)[1] for name in checkpoints] == ["ended.json", EMBEDDINGS_FILE]
+        assert [name.rsplit("/", 1)[1] for name in checkpoints] == [RECORD_FILE, EMBEDDINGS_FILE]
         with filesystem.open_input_stream(f"{study}/{trial}/result.json") as handle:
             records = [json.loads(line) for line in handle.read().decode().splitlines()]
         assert [r["epoch"] for r in records] == [1, 2, 3] and records[-1]["status"] == "completed"

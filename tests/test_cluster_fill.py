@@ -13,7 +13,7 @@ from analysis import final_results, load_runs
 from analysis.load import saved_test_embeddings
 from study.cli import main
 from study.progress import Progress
-from trainables.checkpoint import EMBEDDINGS_FILE, ENDED_FILE, STATE_FILE
+from trainables.checkpoint import EMBEDDINGS_FILE, RECORD_FILE, STATE_FILE
 
 TRIALS, CPUS, EPOCHS = 6, 2, 3
 SEEN: dict[str, list] = {"pending": [], "checkpoints": []}
@@ -75,11 +75,11 @@ def test_states_are_checkpointed_while_trials_run_and_deleted_when_they_finish(s
     with_state = [files for files in SEEN["checkpoints"] if STATE_FILE in files]
     last = [files for files in SEEN["checkpoints"] if STATE_FILE not in files]
     assert len(with_state) == TRIALS * (EPOCHS - 1), "every epoch but the last writes a state"
-    assert last == [{ENDED_FILE, EMBEDDINGS_FILE}] * TRIALS
+    assert last == [{RECORD_FILE, EMBEDDINGS_FILE}] * TRIALS
     assert not list(study.rglob(STATE_FILE))
     for trial in {path.parent for path in study.rglob("result.json")}:
         (checkpoint,) = trial.glob("checkpoint_*")
-        assert {path.name for path in checkpoint.iterdir()} == {ENDED_FILE, EMBEDDINGS_FILE}
+        assert {path.name for path in checkpoint.iterdir()} == {RECORD_FILE, EMBEDDINGS_FILE}
 
 
 def test_finished_trials_keep_their_records_and_embeddings(study):

@@ -1,7 +1,7 @@
 """Trial faults under Ray: a trial killed with SIGKILL mid-epoch, or one that raises, restarts from
-its last checkpoint and ends with the metrics of an uninterrupted run; checkpointing every epoch,
-at most one epoch is redone. A diverging configuration ends its trial as `diverged` and the study
-goes on."""
+its last checkpoint and ends with the metrics of an uninterrupted run, its records holding every
+epoch it reported; checkpointing every epoch, at most one epoch is redone. A diverging
+configuration ends its trial as `diverged` and the study goes on."""
 
 import json
 from pathlib import Path
@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 from ray import tune
-from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
 from analysis import final_results, load_runs
 from common.records import SEARCH_METRIC, SEARCH_MODE
 from study.cli import main
+from study.record_writers import record_writers
 from study.searchers import FixedTrials
 from tests.processes import uninterrupted_run
 from trainables.config import TrialConfig
@@ -100,14 +100,14 @@ def test_crashed_trial_resumes_from_its_checkpoint(
             storage_path=str(tmp_path / "results"),
             failure_config=tune.FailureConfig(max_failures=2),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            callbacks=[JsonLoggerCallback(), CSVLoggerCallback()],
+            callbacks=record_writers(),
         ),
     )
     (result,) = tuner.fit()
     assert result.error is None and (tmp_path / "crashed").exists()
     starts = [int(line) for line in (tmp_path / "epochs.log").read_text().split()]
+    rows = [json.loads(line) for line in (Path(result.path) / "result.json").read_text().splitlines()]
     if expected is None:  # the share policy: which epochs it checkpoints depends on measured costs
-        rows = [json.loads(line) for line in (Path(result.path) / "result.json").read_text().splitlines()]
         before_kill = rows[: FAULT_EPOCH - 1]  # epochs 1 and 2, reported before the kill in epoch 3
         checkpointed = [row["epoch"] for row in before_kill if row.get("checkpoint_dir_name")]
         assert checkpointed, f"no checkpoint in two epochs of {trial['train_size']} documents: {rows}"
@@ -115,6 +115,9 @@ def test_crashed_trial_resumes_from_its_checkpoint(
         assert resumed_at == max(checkpointed) + 1, f"resumed after its last checkpoint: {starts}"
         expected = list(range(1, FAULT_EPOCH + 1)) + list(range(resumed_at, CONFIG["epochs"] + 1))
     assert starts == expected
+    reported = starts.copy()
+    reported.remove(fault_epoch)  # its first start: the kill or fault came before it reported
+    assert [row["epoch"] for row in rows] == reported, "the records keep every epoch reported"
     reference = uninterrupted_run(trial, data_dir)
     for key in ("best_epoch", "best_score", "selected_test_accuracy", "selected_test_macro_f1", "train_loss"):
         assert result.metrics[key] == pytest.approx(reference[key], rel=1e-9, abs=1e-12), key

@@ -1,9 +1,11 @@
 """Trainer state on disk, read back with torch.load(weights_only=True), and when to write it.
 
-A checkpoint folder holds the trainer state (STATE_FILE) and, at the end of a trial with
-save_embeddings, the best epoch's test embeddings (EMBEDDINGS_FILE). A checkpoint without the
-state belongs to a trial that ended: its last epoch wrote none, or the driver deleted it
-(study/checkpoints.py), and a trial restored from it has nothing left to do."""
+A checkpoint folder holds the record of the epoch it was written after (RECORD_FILE: small, so
+the driver can read where a trial stands without loading a state), the trainer state
+(STATE_FILE) and, at the end of a trial with save_embeddings, the best epoch's test embeddings
+(EMBEDDINGS_FILE). A checkpoint without the state belongs to a trial that ended: its last epoch
+wrote none, or the driver deleted it (study/checkpoints.py), and a trial restored from it has
+nothing left to do."""
 
 import json
 import time
@@ -18,7 +20,7 @@ STATE_FILE = "trainer_state.pt"
 # first checkpoint, before it has measured one.
 WRITE_S_PER_GIB = 60.08 / 1.219  # a bert-base state in 60 s
 EMBEDDINGS_FILE = "test_embeddings.npz"
-ENDED_FILE = "ended.json"
+RECORD_FILE = "record.json"
 
 
 def save_state(state: dict, folder: str | Path) -> Path:
@@ -43,10 +45,15 @@ def estimated_cost(state_bytes: int) -> float:
     return state_bytes / 2**30 * WRITE_S_PER_GIB
 
 
-def save_ended(record: dict, folder: str | Path) -> None:
-    """Mark a checkpoint as a trial's last, written without its state: the epoch and status."""
-    summary = {key: record.get(key) for key in ("epoch", "status")}
-    (Path(folder) / ENDED_FILE).write_text(json.dumps(summary))
+def save_record(record: dict, folder: str | Path) -> None:
+    """Write the epoch's record beside its checkpoint: its epoch, status and scores (a trial's
+    last checkpoint so carries its final record)."""
+    (Path(folder) / RECORD_FILE).write_text(json.dumps(record, default=str))
+
+
+def read_record(text: str) -> dict:
+    """A checkpoint's record, as save_record wrote it."""
+    return json.loads(text)
 
 
 class Cadence:

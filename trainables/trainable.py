@@ -65,15 +65,15 @@ def train_trial(config: dict[str, Any]) -> None:
 
 def report_epoch(trainer: "Trainer", record: dict[str, Any], cadence: "Cadence") -> None:
     """Report an epoch to Tune, with a checkpoint of the trainer state when the cadence says so.
-    The last epoch always carries a checkpoint: the state when `checkpoint_final_state`, else a
-    small end marker (so a trial restored after it ended trains no further), with the saved test
-    embeddings. A checkpointed epoch's record carries the best epoch's test embedding metrics,
-    scored before the state is written."""
+    The last epoch always carries a checkpoint: the state when `checkpoint_final_state`, else
+    none (so a trial restored after it ended trains no further), with the saved test embeddings.
+    Every checkpoint holds its epoch's record, which carries the best epoch's test embedding
+    metrics, scored before the state is written."""
     import time
 
     from ray import tune
 
-    from trainables.checkpoint import save_ended, save_state
+    from trainables.checkpoint import save_record, save_state
 
     final = trainer.finished
     with_state = trainer.config.checkpoint_final_state if final else cadence.due(trainer.epoch)
@@ -85,8 +85,7 @@ def report_epoch(trainer: "Trainer", record: dict[str, Any], cadence: "Cadence")
         if with_state:
             record |= trainer.score_best_test_embeddings()
             save_state(trainer.state_dict(optimizer=trainer.config.checkpoint_optimizer), folder)
-        else:
-            save_ended(record, folder)
+        save_record(record, folder)
         _save_embeddings(trainer, folder)
         tune.report(record, checkpoint=tune.Checkpoint.from_directory(folder))
     cadence.saved(time.monotonic() - start)

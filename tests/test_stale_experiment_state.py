@@ -1,0 +1,103 @@
+"""A study resumed from an experiment state that is behind its storage (study/checkpoints.py,
+CatchUpWithStorage).
+
+Tune saves its experiment state every so often, so a driver killed between two saves leaves one
+in which trials that had finished still read as pending, from checkpoints since deleted or from
+none. The test makes that state for certain: it keeps a copy of the state saved while the study
+ran, lets the study finish, and puts the copy back, as a kill right after that save would have
+left it. Resuming must then train nothing: every trial's records stay byte for byte. The control
+resumes the same folder without the catch-up, and trials train again or fail."""
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from study import checkpoints
+from study.cli import main
+from tests.processes import finished_trials, start_gloss
+
+pytestmark = pytest.mark.faults
+
+SPEC = {
+    "name": "stale",
+    "kind": "grid",
+    "model": "tiny-bert",
+    "fidelity": "frozen",
+    "datasets": ["r8"],
+    "losses": ["ce", "gloss"],
+    "seeds": [0, 1],
+    "checkpoint": {"every_epochs": 1},
+    "training": {"train_size": 48, "eval_size": 40, "max_length": 32, "epochs": 5, "patience": None},
+}
+TRIALS = 4
+
+
+def behind(state: str) -> bool:
+    """Whether an experiment state's text holds all the study's trials, some not yet ended."""
+    try:
+        trials = json.loads(state)["trial_data"]
+    except (ValueError, KeyError):
+        return False  # caught while being written
+    statuses = [json.loads(trial)["status"] for trial, _ in trials]
+    return len(statuses) == TRIALS and "TERMINATED" in statuses and statuses.count("TERMINATED") < TRIALS
+
+
+@pytest.fixture(scope="module")
+def finished_with_stale_state(tmp_path_factory, data_dir) -> tuple[Path, Path]:
+    """A finished study whose experiment state was put back to one saved mid-run; its spec."""
+    tmp = tmp_path_factory.mktemp("stale")
+    spec = tmp / "spec.yaml"
+    spec.write_text(yaml.safe_dump(SPEC))
+    grid = tmp / "studies" / "stale" / "grid"
+    driver = start_gloss(
+        ["run", str(spec), "--storage", str(tmp / "studies"), "--data-dir", str(data_dir), "--no-report"],
+        tmp / "first.log",
+    )
+    stale: dict[str, str] = {}
+    while driver.poll() is None and not stale:
+        for state in grid.glob("experiment_state-*.json"):
+            if behind(text := state.read_text()):
+                stale[state.name] = text
+        time.sleep(0.05)
+    assert driver.wait() == 0, (tmp / "first.log").read_text()[-3000:]
+    assert stale, "no state was saved while trials ran"
+    for name, text in stale.items():
+        (grid / name).write_text(text)
+    assert len(finished_trials(grid)) == TRIALS
+    return grid.parent.parent, spec
+
+
+def resume(storage: Path, spec: Path, data_dir: Path) -> int:
+    return main(
+        ["run", str(spec), "--storage", str(storage), "--data-dir", str(data_dir), "--resume", "--no-report"]
+    )
+
+
+def test_a_resume_from_a_stale_state_trains_no_finished_trial_again(
+    finished_with_stale_state, data_dir, tmp_path
+):
+    studies, spec = finished_with_stale_state
+    copy = tmp_path / "studies"
+    shutil.copytree(studies, copy)
+    before = finished_trials(copy / "stale" / "grid")
+    assert resume(copy, spec, data_dir) == 0
+    after = finished_trials(copy / "stale" / "grid")
+    assert {trial.name: text for trial, text in after.items()} == {t.name: x for t, x in before.items()}
+
+
+def test_control_without_catching_up_trials_train_again_or_fail(
+    finished_with_stale_state, data_dir, tmp_path, monkeypatch
+):
+    studies, spec = finished_with_stale_state
+    copy = tmp_path / "studies"
+    shutil.copytree(studies, copy)
+    before = finished_trials(copy / "stale" / "grid")
+    monkeypatch.setattr(checkpoints, "catch_up", lambda trial: None)
+    code = resume(copy, spec, data_dir)
+    after = finished_trials(copy / "stale" / "grid")
+    rerun = [trial.name for trial, text in before.items() if after.get(trial) != text]
+    assert code != 0 or rerun, "the stale state resumed cleanly without the catch-up: the test shows nothing"
