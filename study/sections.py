@@ -141,15 +141,13 @@ class SearchSettings(SpecModel):
 class CheckpointPolicy(SpecModel):
     """How trials checkpoint, and what of it storage keeps.
 
-    A trial checkpoints at the end of an epoch: after every `every_epochs`-th epoch (by default
-    every epoch), after any epoch that ends `every_minutes` or more after its last checkpoint, and
-    with `max_share` (e.g. 0.05, with every_epochs: null) once its last checkpoint's cost is at
-    most that share of the time since it, so checkpointing takes at most 5% of a trial's time
-    whatever the model, epoch length or storage (each may be null, not all three). `max_share`
-    is not yet the default: a study killed while its running trials hold no checkpoint does not
-    yet resume (tests/test_object_storage_resume.py under it). A trial restarted after a crash redoes the
-    epochs since its last checkpoint (their records then appear twice; the analysis reads each
-    epoch once). With `optimizer: false` a state holds the weights without Adam's moments (a
+    A trial checkpoints at the end of an epoch: with `max_share` (by default 0.05) once its last
+    checkpoint's cost is at most that share of the time since it, so checkpointing takes at most
+    5% of a trial's time whatever the model, epoch length or storage; after every
+    `every_epochs`-th epoch (null by default; 1 for a state every epoch); after any epoch that ends
+    `every_minutes` or more after its last checkpoint (each may be null, not all three). A trial
+    restarted after a crash redoes the epochs since its last checkpoint (their records then
+    appear twice; the analysis reads each epoch once). With `optimizer: false` a state holds the weights without Adam's moments (a
     third of the bytes of a fine-tuned encoder's state), and a restarted trial starts the
     moments afresh. Tune keeps the newest `keep` checkpoints per
     trial: 2 by default, since a driver killed between a new checkpoint and Tune's next snapshot of
@@ -160,9 +158,9 @@ class CheckpointPolicy(SpecModel):
     saved with `training.save_embeddings` stay. Trials that ended in an error keep their state, so
     `--resume` continues them."""
 
-    every_epochs: Integer | None = 1
+    every_epochs: Integer | None = None
     every_minutes: Number | None = None
-    max_share: Number | None = None
+    max_share: Number | None = 0.05
     keep: Integer = 2
     delete_finished: Boolean = True
     optimizer: Boolean = True

@@ -29,7 +29,7 @@ BUCKET = "gloss-test"
         ),
         ({"checkpoint": {"every_minutes": -5}}, "t.yaml: checkpoint.every_minutes: -5.0 must be positive"),
         (
-            {"checkpoint": {"every_epochs": None}},
+            {"checkpoint": {"max_share": None}},
             "t.yaml: checkpoint: every_epochs, every_minutes and max_share are all null",
         ),
         (
@@ -58,8 +58,8 @@ def test_policy_reaches_trials_as_typed_settings():
     assert (trial.checkpoint_every_epochs, trial.checkpoint_every_minutes) == (4, 30.0)
     assert trial.checkpoint_final_state is False, "delete_finished (the default) skips the last state"
     default = spec_from_mapping(BASE, "t.yaml")
-    assert (default.checkpoint.keep, default.checkpoint.every_epochs, default.max_concurrent) == (2, 1, None)
-    assert default.checkpoint.max_share is None and default.checkpoint.optimizer is True
+    assert (default.checkpoint.keep, default.checkpoint.every_epochs, default.max_concurrent) == (2, None, None)
+    assert default.checkpoint.max_share == 0.05 and default.checkpoint.optimizer is True
 
 
 def test_cadence_by_epochs_and_by_minutes():

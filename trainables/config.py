@@ -71,9 +71,9 @@ class TrialConfig:
     # M minutes passed since its last checkpoint, or once the last checkpoint's cost is at most
     # `max_share` of the time since; whether its last epoch saves its state; whether a state
     # holds the optimizer's moments (else a restarted trial starts them afresh).
-    checkpoint_every_epochs: int | None = 1
+    checkpoint_every_epochs: int | None = None
     checkpoint_every_minutes: float | None = None
-    checkpoint_max_share: float | None = None
+    checkpoint_max_share: float | None = 0.05
     checkpoint_final_state: bool = True
     checkpoint_optimizer: bool = True
     data_dir: str | None = None
