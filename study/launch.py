@@ -176,11 +176,11 @@ def warm_caches(spec: StudySpec) -> None:
     bar, before local trials start (on a cluster each node builds its own under a lock)."""
     import torch
 
-    from study.plan import base_config, checked
+    from study.plan import base_config
     from trainables.training.prepare import prepare_data
 
     for dataset in spec.datasets:
-        config = checked(spec, base_config(spec, dataset, spec.rows[0], spec.seeds[0], "warm-up"))
+        config = base_config(spec, dataset, spec.rows[0], spec.seeds[0], "warm-up")
         device = torch.device("cuda" if torch.cuda.is_available() and spec.resources.gpu else "cpu")
         torch.set_num_threads(os.cpu_count() or 1)
         prepare_data(config, device)

@@ -2,6 +2,9 @@
 
 
 def trial_folder_name(trial) -> str:
-    """<dataset>-<loss>-s<seed>-<trial id>, from a Tune trial (its config and id)."""
+    """<dataset>-<row>-s<seed>-<trial id>, from a Tune trial (its config and id): the study's row
+    name, as the records' `loss` (`r8-gloss_o+ce-s0-...`), which for a row named after its loss is
+    the loss (`r8-gloss-s0-...`)."""
     config = trial.config
-    return f"{config['dataset']}-{config['loss']}-s{config['seed']}-{trial.trial_id}"
+    row = config.get("method") or config["loss"]
+    return f"{config['dataset']}-{row}-s{config['seed']}-{trial.trial_id}"

@@ -10,7 +10,7 @@ from typing import Any
 from common.errors import ConfigError
 from study.fairness import check_fair
 from study.phase import Group, Phase
-from study.searchers import FixedTrials, GroupedSearch, SearchGroup, merge_params, optuna_searcher
+from study.searchers import FixedTrials, GroupedSearch, SearchGroup, optuna_searcher
 from study.settings import loss_params_of
 from study.spaces import LEARNING_RATE, Distribution, configurations, search_space
 from study.spec import StudySpec, fixed_keys, space_origin, where_in_spec
@@ -18,9 +18,9 @@ from trainables.config import TrialConfig
 from trainables.training.seeding import seed_hash
 
 
-def base_config(spec: StudySpec, dataset: str, row: str, seed: int, phase: str) -> dict[str, Any]:
-    """The trial config of one dataset x row x seed at the spec's fixed settings: `training`, the
-    loss's `loss_params`, then the row's own `params`."""
+def base_config(spec: StudySpec, dataset: str, row: str, seed: int, phase: str) -> TrialConfig:
+    """The checked trial config of one dataset x row x seed at the spec's fixed settings:
+    `training`, the loss's `loss_params`, then the row's own `params`."""
     method = spec.method(row)
     base = {
         **spec.training.written(),
@@ -35,26 +35,31 @@ def base_config(spec: StudySpec, dataset: str, row: str, seed: int, phase: str) 
         "study": spec.name,
         "phase": phase,
     }
-    try:
-        return merge_params(base, method.params)
-    except ConfigError as error:
-        raise located(spec, base, error) from None
+    return applied(spec, checked(spec, base), method.params)
 
 
-def located(spec: StudySpec, config: dict[str, Any], error: ConfigError, where: str = "") -> ConfigError:
+def located(spec: StudySpec, dataset: str, row: str, error: ConfigError, where: str = "") -> ConfigError:
     """A trial-config error restated with the spec key at fault and the (dataset, row)."""
     key, _, message = str(error).partition(": ")
-    row = config.get("method") or config["loss"]
-    return ConfigError(f"{where or where_in_spec(spec, row, key)} ({config['dataset']}, {row}): {message}")
+    return ConfigError(f"{where or where_in_spec(spec, row, key)} ({dataset}, {row}): {message}")
 
 
 def checked(spec: StudySpec, config: dict[str, Any], where: str = "") -> TrialConfig:
-    """The typed trial settings of a planned config, checked now, an error naming the spec key
-    at fault."""
+    """The typed trial settings of a config the spec wrote, checked now, an error naming the
+    spec key at fault."""
     try:
         return TrialConfig.from_dict(config)
     except ConfigError as error:
-        raise located(spec, config, error, where) from None
+        raise located(spec, config["dataset"], config.get("method") or config["loss"], error, where) from None
+
+
+def applied(spec: StudySpec, base: TrialConfig, values: dict[str, Any], where: str = "") -> TrialConfig:
+    """`base` with the spec's `values` set (a row's params, an ablation level, a search bound),
+    an error naming the spec key at fault."""
+    try:
+        return base.with_values(values)
+    except ConfigError as error:
+        raise located(spec, base.dataset, base.method, error, where) from None
 
 
 def describe(config: TrialConfig) -> str:
@@ -96,7 +101,7 @@ def fixed_phase(name: str, configs: list[TrialConfig]) -> Phase:
 def grid_phase(spec: StudySpec) -> Phase:
     """Every dataset x row x seed at fixed settings."""
     configs = [
-        checked(spec, base_config(spec, dataset, row, seed, "grid"))
+        base_config(spec, dataset, row, seed, "grid")
         for dataset in spec.datasets
         for row in spec.rows
         for seed in spec.seeds
@@ -118,9 +123,9 @@ def ablation_phase(spec: StudySpec) -> Phase:
             for dataset in spec.datasets:
                 for seed in spec.seeds:
                     base = base_config(spec, dataset, spec.ablation.loss, seed, "ablation")
-                    config = merge_params(base, level if isinstance(level, dict) else {factor: level})
-                    config["tags"] = {"factor": factor, "level": str(level)}
-                    configs.append(checked(spec, config, f"ablation.factors.{factor}"))
+                    values = level if isinstance(level, dict) else {factor: level}
+                    config = applied(spec, base, values, f"ablation.factors.{factor}")
+                    configs.append(dataclasses.replace(config, tags={"factor": factor, "level": str(level)}))
     return fixed_phase("ablation", configs)
 
 
@@ -132,7 +137,7 @@ def search_phase(spec: StudySpec) -> Phase:
     groups = []
     for dataset in spec.datasets:
         for row in spec.searched_losses:
-            base = checked(spec, base_config(spec, dataset, row, spec.search_seed, "search"))
+            base = base_config(spec, dataset, row, spec.search_seed, "search")
             space = row_space(spec, row, base)
             grid = configurations(space, settings.trials)
             trials = settings.trials if grid is None else len(grid)
@@ -154,7 +159,7 @@ def searching(spec: StudySpec, groups: tuple[Group, ...], folder: str = "") -> P
         return GroupedSearch(
             [
                 SearchGroup(
-                    group.config.to_dict(),
+                    group.config,
                     optuna_searcher(
                         group.space,
                         settings.sampler,
@@ -222,7 +227,7 @@ def row_space(spec: StudySpec, row: str, base: TrialConfig) -> dict[str, Distrib
     for name, distribution in space.items():
         where = space_origin(spec, row, name) or f"search.space.{row}.{name}"
         for value in distribution.extremes():
-            checked(spec, merge_params(plain, {name: value}), where)
+            applied(spec, base, {name: value}, where)
     return space
 
 
@@ -248,13 +253,13 @@ def final_phase(spec: StudySpec, best: dict[tuple[str, str], dict[str, Any]]) ->
     configs = []
     for dataset in spec.datasets:
         for row in spec.rows:
-            chosen = best.get((dataset, row))
-            if chosen is None:
-                chosen = {
-                    **base_config(spec, dataset, row, spec.seeds[0], "final"),
-                    "tags": {"unsearched": True},
-                }
-            configs += [checked(spec, {**chosen, "seed": seed, "phase": "final"}) for seed in spec.seeds]
+            if (searched := best.get((dataset, row))) is not None:
+                chosen = TrialConfig.from_dict(searched)
+            else:
+                chosen = dataclasses.replace(
+                    base_config(spec, dataset, row, spec.seeds[0], "final"), tags={"unsearched": True}
+                )
+            configs += [dataclasses.replace(chosen, seed=seed, phase="final") for seed in spec.seeds]
     return fixed_phase("final", configs)
 
 
@@ -264,7 +269,7 @@ def final_preview(spec: StudySpec) -> Phase:
     groups = []
     for dataset in spec.datasets:
         for row in spec.rows:
-            base = checked(spec, base_config(spec, dataset, row, spec.seeds[0], "final"))
+            base = base_config(spec, dataset, row, spec.seeds[0], "final")
             space = row_space(spec, row, base) if row in spec.searched_losses else {}
             groups.append(Group("final", dataset, row, base.loss, spec.seeds, len(spec.seeds), base, space))
     lines = [
@@ -312,7 +317,7 @@ def check_inputs(spec: StudySpec, *, dry_run: bool = False) -> None:
     if not (dry_run and spec.model in ALIASES):
         check_model(spec.model)
     for dataset in spec.datasets:
-        config = checked(spec, base_config(spec, dataset, spec.rows[0], spec.seeds[0], "check"))
+        config = base_config(spec, dataset, spec.rows[0], spec.seeds[0], "check")
         corpus = load_corpus(dataset, resolve_data_dir(config.data_dir))
         make_splits(
             corpus,

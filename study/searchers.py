@@ -18,7 +18,8 @@ from ray.tune.search import ConcurrencyLimiter, Searcher
 
 from common.records import FINISHED, SEARCH_METRIC, SEARCH_MODE
 from common.storage import exists, read_bytes, write_bytes
-from study.spaces import Distribution, SpaceSampler, configurations, split_params
+from study.spaces import Distribution, SpaceSampler, configurations
+from trainables.config import TrialConfig
 
 
 class PicklingSearcher(Searcher):
@@ -191,15 +192,21 @@ class SearchGroup:
     """One dataset x loss: its fixed base config, its own searcher and its trial budget (the
     configurations of a grid, else the search's budget)."""
 
-    base: dict[str, Any]
+    base: TrialConfig
     searcher: Searcher
     budget: int
     suggested: int = 0
     trial_ids: set = field(default_factory=set)
     ended_early: bool = False
 
+    def __setstate__(self, state: dict) -> None:
+        """A search saved by gloss before the base was typed holds it as a dict."""
+        if isinstance(state["base"], dict):
+            state["base"] = TrialConfig.from_dict(state["base"])
+        self.__dict__.update(state)
+
     def name(self) -> str:
-        return f"{self.base['dataset']} {self.base.get('method') or self.base['loss']}"
+        return f"{self.base.dataset} {self.base.method}"
 
 
 class GroupedSearch(PicklingSearcher):
@@ -228,7 +235,7 @@ class GroupedSearch(PicklingSearcher):
             group.suggested += 1
             group.trial_ids.add(trial_id)
             self.turn = index + 1
-            return merge_params(group.base, params)
+            return group.base.with_values(params).to_dict()  # the one conversion at Ray's boundary
         exhausted = all(group.suggested >= group.budget or group.ended_early for group in self.groups)
         return Searcher.FINISHED if exhausted else None
 
@@ -265,9 +272,3 @@ def given_up(record: str) -> int:
         return 0
     ended = json.loads(read_bytes(record))["ended_early"]
     return sum(group["budget"] - group["trials"] for group in ended)
-
-
-def merge_params(base: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-    """A full trial config: the group's base with drawn values in their proper places."""
-    top, own = split_params(base["loss"], params)
-    return {**base, **top, "loss_params": {**base.get("loss_params", {}), **own}}

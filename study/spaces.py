@@ -192,15 +192,6 @@ def configurations(space: dict[str, Distribution], limit: int) -> list[dict[str,
     return partial
 
 
-def split_params(loss: str, params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Separate drawn values into trial-config fields and the loss's own parameters."""
-    own = {f.name for f in dataclasses.fields(loss_entry(loss).params)}
-    return (
-        {k: v for k, v in params.items() if k not in own},
-        {k: v for k, v in params.items() if k in own},
-    )
-
-
 @dataclass(frozen=True)
 class SpaceSampler:
     """An Optuna define-by-run function over a space (a picklable object, so Ray can save it)."""

@@ -2,6 +2,7 @@
 
 from types import SimpleNamespace
 
+from study.naming import trial_folder_name
 from study.progress import Progress
 
 
@@ -104,3 +105,12 @@ def test_no_live_line_when_not_a_terminal(capsys):
     a = trial("a", "RUNNING", "running", epoch=1)
     progress.on_trial_result(0, [a], a, a.last_result)
     assert capsys.readouterr().err == "", "one line per update, at endings and every 30 s"
+
+
+def test_a_trial_folder_is_named_after_its_row_as_its_records_are():
+    """`loss` means the study's row wherever a person reads it: in records and in folder names."""
+    row = SimpleNamespace(
+        config={"dataset": "r8", "loss": "gloss", "method": "gloss_o+ce", "seed": 2}, trial_id="ab12"
+    )
+    plain = SimpleNamespace(config={"dataset": "mr", "loss": "ce", "seed": 0}, trial_id="cd34")
+    assert (trial_folder_name(row), trial_folder_name(plain)) == ("r8-gloss_o+ce-s2-ab12", "mr-ce-s0-cd34")

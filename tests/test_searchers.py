@@ -7,9 +7,11 @@ import math
 import pickle
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 from ray.tune.search import Searcher
 
+from common.errors import ConfigError
 from study.searchers import (
     GroupedSearch,
     OptunaAskTell,
@@ -19,6 +21,7 @@ from study.searchers import (
     tpe_sampler,
 )
 from study.spaces import choice, configurations, log_uniform, uniform
+from trainables.config import TrialConfig
 
 SPACE = {"lr": log_uniform(1e-4, 1e-2), "sigma": uniform(0.1, 1.0)}
 
@@ -120,15 +123,15 @@ def test_a_restored_search_continues_the_same_study(tmp_path):
     assert len(restored.study.trials) == 8
 
 
-def group(name: str, budget: int) -> SearchGroup:
-    base = {"dataset": name, "loss": "gloss", "loss_params": {"gamma": 0.7}}
+def group(dataset: str, budget: int) -> SearchGroup:
+    base = TrialConfig.from_dict({"dataset": dataset, "loss": "gloss", "loss_params": {"gamma": 0.7}})
     return SearchGroup(base, optuna_searcher(SPACE, "tpe", seed=1, max_concurrent=1, budget=budget), budget)
 
 
 def test_groups_take_turns_within_budgets_and_concurrency(tmp_path):
-    search = GroupedSearch([group("a", 2), group("b", 1)])
+    search = GroupedSearch([group("r8", 2), group("mr", 1)])
     first, second = search.suggest("t1"), search.suggest("t2")
-    assert (first["dataset"], second["dataset"]) == ("a", "b")
+    assert (first["dataset"], second["dataset"]) == ("r8", "mr")
     assert first["loss_params"]["gamma"] == 0.7 and 0.1 <= first["loss_params"]["sigma"] <= 1.0
     assert "lr" in first and "lr" not in first["loss_params"]
     assert search.suggest("t3") is None, "each group runs one trial at a time"
@@ -137,7 +140,7 @@ def test_groups_take_turns_within_budgets_and_concurrency(tmp_path):
     search.save(str(path))
     restored = GroupedSearch([])
     restored.restore(str(path))
-    assert restored.suggest("t4")["dataset"] == "a"
+    assert restored.suggest("t4")["dataset"] == "r8"
     restored.on_trial_complete("t2", {"best_score": 0.5, "status": "completed"})
     restored.on_trial_complete("t4", {"best_score": 0.6, "status": "completed"})
     assert restored.suggest("t5") == Searcher.FINISHED
@@ -256,14 +259,14 @@ def test_a_repeat_is_told_its_originals_outcome_and_a_search_of_repeats_ends_ear
 
 def test_a_group_that_ends_early_says_so_and_the_phase_counts_what_it_gave_up(tmp_path, capsys):
     tiny = SearchGroup(
-        {"dataset": "r8", "loss": "ce", "method": "ce"},
+        TrialConfig.from_dict({"dataset": "r8", "loss": "ce"}),
         OptunaAskTell({"lr": choice(1e-5, 2e-5)}, optuna.samplers.RandomSampler(seed=0)),
         budget=5,
     )
     record = tmp_path / "search-ended-early.json"
-    search = GroupedSearch([tiny, group("b", 1)], str(record))
+    search = GroupedSearch([tiny, group("mr", 1)], str(record))
     trained = drive(search, budget=10, live_at_once=1)
-    assert len(trained) == 3 and {p["dataset"] for p in trained} == {"r8", "b"}
+    assert len(trained) == 3 and {p["dataset"] for p in trained} == {"r8", "mr"}
     assert search.suggest("later") == Searcher.FINISHED, "Tune is told the phase is over"
     assert "search r8 ce ended after 2 of 5 trials" in capsys.readouterr().out
     assert given_up(str(record)) == 3
@@ -282,3 +285,22 @@ def test_a_search_saved_before_repeats_were_tracked_resumes_without_repeating(tm
     restored.restore(str(old))
     assert sorted(p["x"] for p in first) == [1, 2, 3]
     assert restored.suggest("t3") == Searcher.FINISHED, "the three trained values are known"
+
+
+def test_a_search_group_saved_with_an_untyped_base_resumes_typed():
+    """Searches saved before the base was a TrialConfig hold it as a dict; restored, it is typed."""
+    typed = group("r8", 1)
+    older = {**vars(typed), "base": typed.base.to_dict()}
+    restored = SearchGroup.__new__(SearchGroup)
+    restored.__setstate__(pickle.loads(pickle.dumps(older)))
+    assert restored.base == typed.base and restored.name() == "r8 gloss"
+
+
+def test_values_go_where_their_names_belong_and_are_checked():
+    base = TrialConfig.from_dict({"dataset": "r8", "loss": "gloss", "loss_params": {"gamma": 0.7}})
+    drawn = base.with_values({"lr": 3e-4, "sigma": 0.2})
+    assert (drawn.lr, drawn.loss_params.sigma, drawn.loss_params.gamma) == (3e-4, 0.2, 0.7)
+    assert drawn == TrialConfig.from_dict(drawn.to_dict()), "a draw survives Ray's dict and back"
+    assert base.lr is None, "the base is left as it was"
+    with pytest.raises(ConfigError, match="sigma"):
+        base.with_values({"sigma": -1.0})

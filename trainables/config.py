@@ -167,6 +167,17 @@ class TrialConfig:
         params = entry.params(**typed(params_model(entry.params), written, "loss_params."))
         return cls(**typed(TRIAL_MODEL, config), loss_params=params)
 
+    def with_values(self, values: Mapping[str, Any]) -> "TrialConfig":
+        """This config with `values` set, each where its name belongs: a loss parameter (sigma,
+        lam, ...) or a trial setting (lr, ...). How a row's params, an ablation level and a
+        searcher's draw are applied; checked as `from_dict` checks."""
+        own = {field.name for field in dataclasses.fields(self.loss_params)}
+        settings = {name: value for name, value in values.items() if name not in own}
+        params = {name: value for name, value in values.items() if name in own}
+        merged = {**self.to_dict(), **settings}
+        merged["loss_params"] = {**merged["loss_params"], **params}
+        return TrialConfig.from_dict(merged)
+
     def to_dict(self) -> dict[str, Any]:
         """A plain dict (loss_params nested) that `from_dict` turns back into an equal config."""
         return dataclasses.asdict(self)
