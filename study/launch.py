@@ -10,6 +10,7 @@ from typing import Any
 from common.errors import GlossError, StudyInterrupted
 from common.records import FINISHED, SEARCH_METRIC, SEARCH_MODE
 from common.storage import filesystem, join, native_scheme
+from study.interrupts import fit_watched
 from study.naming import trial_folder_name
 from study.phase import Phase
 from study.plan import final_phase, new_trials, phases
@@ -111,9 +112,10 @@ def run_phase(spec: StudySpec, phase: Phase, options: RunOptions, root: str):
                 verbose=0,
             ),
         )
-    results = tuner.fit()
+    results, interrupted = fit_watched(tuner.fit)
     planned = phase.trials - given_up(ended_early_record(root, phase.experiment))
-    if len(results) < planned or results.num_terminated + results.num_errors < len(results):
+    unended = results.num_terminated + results.num_errors < len(results)
+    if interrupted or unended or len(results) < planned:
         raise StudyInterrupted(f"the {phase.experiment} experiment stopped before its trials ended")
     return results
 

@@ -147,14 +147,13 @@ class CheckpointPolicy(SpecModel):
     `every_epochs`-th epoch (null by default; 1 for a state every epoch); after any epoch that ends
     `every_minutes` or more after its last checkpoint (each may be null, not all three). A trial
     restarted after a crash redoes the epochs since its last checkpoint (their records then
-    appear twice; the analysis reads each epoch once). With `optimizer: false` a state holds the weights without Adam's moments (a
-    third of the bytes of a fine-tuned encoder's state), and a restarted trial starts the
-    moments afresh. Tune keeps the newest `keep` checkpoints per
-    trial: 2 by default, since a driver killed between a new checkpoint and Tune's next snapshot of
-    its experiment resumes from the older one, which must still exist. With `delete_finished`, a
-    trial's last epoch writes no trainer state and, once the trial
-    ends (finished, or stopped by ASHA), the trainer state (weights, optimizer moments) is deleted
-    from its checkpoints in storage: its records keep the best epoch's metrics, and test embeddings
+    appear twice; the analysis reads each epoch once). With `optimizer: false` a state holds the
+    weights without Adam's moments (a third of the bytes of a fine-tuned encoder's state), and a
+    restarted trial starts the moments afresh. Tune keeps the newest `keep` checkpoints per trial
+    (2 by default); a resumed study restarts each trial from its newest checkpoint in storage. With
+    `delete_finished`, a trial's last epoch writes no trainer state and, once the trial ends
+    (finished, or stopped by ASHA), the trainer state (weights, optimizer moments) is deleted from
+    its checkpoints in storage: its records keep the best epoch's metrics, and test embeddings
     saved with `training.save_embeddings` stay. Trials that ended in an error keep their state, so
     `--resume` continues them."""
 

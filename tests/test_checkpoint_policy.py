@@ -58,7 +58,8 @@ def test_policy_reaches_trials_as_typed_settings():
     assert (trial.checkpoint_every_epochs, trial.checkpoint_every_minutes) == (4, 30.0)
     assert trial.checkpoint_final_state is False, "delete_finished (the default) skips the last state"
     default = spec_from_mapping(BASE, "t.yaml")
-    assert (default.checkpoint.keep, default.checkpoint.every_epochs, default.max_concurrent) == (2, None, None)
+    policy = default.checkpoint
+    assert (policy.keep, policy.every_epochs, default.max_concurrent) == (2, None, None)
     assert default.checkpoint.max_share == 0.05 and default.checkpoint.optimizer is True
 
 

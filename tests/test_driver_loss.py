@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from analysis import final_results, load_runs
-from tests.processes import finished_trials, start_gloss, uninterrupted_run, wait_for
+from tests.processes import finished_trials, records, start_gloss, uninterrupted_run, wait_for
 
 pytestmark = pytest.mark.faults  # a minute each: `make test-cluster` runs them
 
@@ -105,3 +105,36 @@ def test_search_killed_after_its_first_trial_resumes_without_repeating_itself(tm
     searched = [c for c in final.columns if c.startswith("config/loss_params/") or c == "config/lr"]
     drawn = {tuple(row) for row in final[searched].astype(str).itertuples(index=False)}
     assert len(drawn) == 3, "no configuration suggested twice"
+
+
+def test_an_interrupt_while_the_last_trial_trains_is_an_interrupt(tmp_path, data_dir):
+    """Ctrl-C with no trial left pending: Tune stops the one still training and marks it as it
+    marks finished ones. Before study/interrupts.py, `gloss run` then exited 0, the trial half
+    trained; now it exits 130 and `--resume` trains it to its end."""
+    spec = {**GRID, "name": "last", "losses": ["ce"], "training": {**TRAINING, "epochs": 60}}
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    args = [
+        "run",
+        str(path),
+        "--storage",
+        str(tmp_path),
+        "--data-dir",
+        str(data_dir),
+        "--max-concurrent",
+        "1",
+    ]
+    grid = tmp_path / "last" / "grid"
+    driver = start_gloss([*args, "--no-report"], tmp_path / "first.log")
+
+    def last_trial_training() -> bool:
+        trials = records(grid)
+        return len(finished_trials(grid)) == 1 and any(rows and len(rows) < 60 for rows in trials.values())
+
+    wait_for(last_trial_training, 240, "the second trial training after the first finished")
+    driver.send_signal(signal.SIGINT)
+    assert driver.wait(timeout=120) == 130, (tmp_path / "first.log").read_text()[-3000:]
+    assert len(finished_trials(grid)) == 1, "the second trial was stopped, not finished"
+    resumed = start_gloss([*args, "--resume", "--no-report"], tmp_path / "second.log")
+    assert resumed.wait(timeout=400) == 0, (tmp_path / "second.log").read_text()[-3000:]
+    assert len(finished_trials(grid)) == 2
