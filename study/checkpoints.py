@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pyarrow import fs as pafs
 from ray import tune
 
+from study.missing_records import restore_missing_records
 from study.spec import CheckpointPolicy
 from trainables.checkpoint import RECORD_FILE, STATE_FILE, read_record
 
@@ -71,17 +72,24 @@ class NewestCheckpoint:
         return self.record.get("status") != "running"
 
 
-def newest_checkpoint(filesystem: pafs.FileSystem, trial_path: str) -> NewestCheckpoint | None:
-    """The trial's newest checkpoint that holds its record (None when it has none yet)."""
-    for folder in reversed(checkpoint_folders(filesystem, trial_path)):
+def checkpoint_records(filesystem: pafs.FileSystem, trial_path: str) -> list[tuple[str, dict]]:
+    """Each checkpoint folder of the trial that holds its epoch's record: its name and the
+    record, oldest first."""
+    found = []
+    for folder in checkpoint_folders(filesystem, trial_path):
         record_path = f"{folder.path}/{RECORD_FILE}"
-        if filesystem.get_file_info(record_path).type != pafs.FileType.File:
-            continue
-        with filesystem.open_input_stream(record_path) as stream:
-            record = read_record(stream.read().decode())
-        index = int(folder.base_name.removeprefix(CHECKPOINT_PREFIX))
-        return NewestCheckpoint(folder.path, index, record)
-    return None
+        if filesystem.get_file_info(record_path).type == pafs.FileType.File:
+            with filesystem.open_input_stream(record_path) as stream:
+                found.append((folder.base_name, read_record(stream.read().decode())))
+    return found
+
+
+def newest_checkpoint(trial_path: str, found: list[tuple[str, dict]]) -> NewestCheckpoint | None:
+    """The newest of a trial's checkpoints that hold their record (None when it has none yet)."""
+    if not found:
+        return None
+    name, record = found[-1]
+    return NewestCheckpoint(f"{trial_path}/{name}", int(name.removeprefix(CHECKPOINT_PREFIX)), record)
 
 
 class CatchUpWithStorage(tune.Callback):
@@ -93,7 +101,8 @@ class CatchUpWithStorage(tune.Callback):
     a trial that had finished reads as pending, from an older checkpoint that Tune's rotation or
     DeleteFinishedStates may already have deleted. Restored from there it would train again, or
     fail ("does not exist on storage anymore"). Its checkpoint folders are the truth: each holds
-    its epoch's record. A finished trial restarted from its last checkpoint ends at once
+    its epoch's record, and records the driver had not yet copied to storage are restored from
+    them (study/missing_records.py). A finished trial restarted from its last checkpoint ends at once
     (trainables/trainable.py), and Tune's result for it is its final record, which the search's
     selection reads.
 
@@ -108,18 +117,22 @@ class CatchUpWithStorage(tune.Callback):
             return
         self.caught_up = True  # the first step of a run comes before any trial starts
         for trial in trials:
-            if trial.status == trial.PENDING:
-                catch_up(trial)
+            if trial.status != trial.PENDING:
+                continue
+            found = checkpoint_records(trial.storage.storage_filesystem, trial.storage.trial_fs_path)
+            restore_missing_records(trial, found)
+            catch_up(trial, found)
 
 
-def catch_up(trial) -> None:
-    """Make the trial's newest checkpoint in storage the one Tune restarts it from. Tune's
-    manager is replaced, not told: it would delete the checkpoints it tracks, gone or not."""
+def catch_up(trial, found: list[tuple[str, dict]]) -> None:
+    """Make the newest of the trial's checkpoints `found` in storage the one Tune restarts it
+    from. Tune's manager is replaced, not told: it would delete the checkpoints it tracks, gone
+    or not."""
     from ray.train._internal.checkpoint_manager import _CheckpointManager
     from ray.train._internal.session import _TrainingResult
 
     storage = trial.storage
-    newest = newest_checkpoint(storage.storage_filesystem, storage.trial_fs_path)
+    newest = newest_checkpoint(storage.trial_fs_path, found)
     if newest is None or (trial.checkpoint is not None and trial.checkpoint.path == newest.path):
         return
     metrics = {**newest.record, "training_iteration": newest.record["epoch"]}

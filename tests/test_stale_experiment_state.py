@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from analysis import final_results, load_runs
 from study import checkpoints
 from study.cli import main
 from tests.processes import finished_trials, start_gloss
@@ -47,8 +48,9 @@ def behind(state: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def finished_with_stale_state(tmp_path_factory, data_dir) -> tuple[Path, Path]:
-    """A finished study whose experiment state was put back to one saved mid-run; its spec."""
+def finished_with_stale_state(tmp_path_factory, data_dir) -> tuple[Path, Path, list[str]]:
+    """A finished study whose experiment state was put back to one saved mid-run; its spec; the
+    trials that state holds as not yet ended."""
     tmp = tmp_path_factory.mktemp("stale")
     spec = tmp / "spec.yaml"
     spec.write_text(yaml.safe_dump(SPEC))
@@ -68,7 +70,13 @@ def finished_with_stale_state(tmp_path_factory, data_dir) -> tuple[Path, Path]:
     for name, text in stale.items():
         (grid / name).write_text(text)
     assert len(finished_trials(grid)) == TRIALS
-    return grid.parent.parent, spec
+    return grid.parent.parent, spec, unended_in(next(iter(stale.values())))
+
+
+def unended_in(state: str) -> list[str]:
+    """The folders of the trials an experiment state holds as not yet ended."""
+    trials = [json.loads(trial) for trial, _ in json.loads(state)["trial_data"]]
+    return sorted(trial["relative_logdir"] for trial in trials if trial["status"] != "TERMINATED")
 
 
 def resume(storage: Path, spec: Path, data_dir: Path) -> int:
@@ -80,7 +88,7 @@ def resume(storage: Path, spec: Path, data_dir: Path) -> int:
 def test_a_resume_from_a_stale_state_trains_no_finished_trial_again(
     finished_with_stale_state, data_dir, tmp_path
 ):
-    studies, spec = finished_with_stale_state
+    studies, spec, _ = finished_with_stale_state
     copy = tmp_path / "studies"
     shutil.copytree(studies, copy)
     before = finished_trials(copy / "stale" / "grid")
@@ -92,12 +100,38 @@ def test_a_resume_from_a_stale_state_trains_no_finished_trial_again(
 def test_control_without_catching_up_trials_train_again_or_fail(
     finished_with_stale_state, data_dir, tmp_path, monkeypatch
 ):
-    studies, spec = finished_with_stale_state
+    studies, spec, _ = finished_with_stale_state
     copy = tmp_path / "studies"
     shutil.copytree(studies, copy)
     before = finished_trials(copy / "stale" / "grid")
-    monkeypatch.setattr(checkpoints, "catch_up", lambda trial: None)
+    monkeypatch.setattr(checkpoints, "catch_up", lambda trial, found: None)
     code = resume(copy, spec, data_dir)
     after = finished_trials(copy / "stale" / "grid")
     rerun = [trial.name for trial, text in before.items() if after.get(trial) != text]
     assert code != 0 or rerun, "the stale state resumed cleanly without the catch-up: the test shows nothing"
+
+
+def test_records_the_killed_driver_had_not_copied_are_restored_from_checkpoints(
+    finished_with_stale_state, data_dir, tmp_path
+):
+    """A trial's result.json in storage cut back to its first two epochs, as a driver killed before
+    its next sync leaves it: resumed, the trial ends with its final record (from the record its
+    last checkpoint holds), and the analysis reads it as finished with the same scores. Without
+    the restoring (study/missing_records.py monkeypatched to do nothing), its records ended at
+    epoch 2, still running, and the analysis read it as stopped."""
+    studies, spec, unended = finished_with_stale_state
+    copy = tmp_path / "studies"
+    shutil.copytree(studies, copy)
+    grid = copy / "stale" / "grid"
+    trial = grid / unended[0]  # its records and its state were last saved together, mid-run
+    lines = (trial / "result.json").read_text().splitlines()
+    (trial / "result.json").write_text("\n".join(lines[:2]) + "\n")
+    assert resume(copy, spec, data_dir) == 0
+    rows = [json.loads(line) for line in (trial / "result.json").read_text().splitlines()]
+    final = json.loads(lines[-1])
+    assert [json.dumps(row) for row in rows[:2]] == [json.dumps(json.loads(line)) for line in lines[:2]]
+    assert (rows[-1]["epoch"], rows[-1]["status"]) == (final["epoch"], "completed")
+    for key in ("best_epoch", "best_score", "selected_test_macro_f1", "selected_test_silhouette"):
+        assert rows[-1][key] == final[key], key
+    results = final_results(load_runs(copy / "stale"))
+    assert (results["outcome"] == "completed").all() and len(results) == TRIALS
