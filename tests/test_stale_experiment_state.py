@@ -117,8 +117,9 @@ def test_records_the_killed_driver_had_not_copied_are_restored_from_checkpoints(
     """A trial's result.json in storage cut back to its first two epochs, as a driver killed before
     its next sync leaves it: resumed, the trial ends with its final record (from the record its
     last checkpoint holds), and the analysis reads it as finished with the same scores. Without
-    the restoring (study/missing_records.py monkeypatched to do nothing), its records ended at
-    epoch 2, still running, and the analysis read it as stopped."""
+    the restoring (monkeypatched away), one run of two left its records ending at epoch 2, still
+    running, and the analysis read it as stopped; the other ended completed all the same, which is
+    why that is not a control here."""
     studies, spec, unended = finished_with_stale_state
     copy = tmp_path / "studies"
     shutil.copytree(studies, copy)
