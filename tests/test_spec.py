@@ -99,7 +99,7 @@ def test_search_space_bounds_are_checked_against_the_loss():
 def test_k_choices_stay_below_the_batch_size():
     (search,) = phases(spec(kind="search", training={"batch_size": 16}))
     group = search.groups[1]
-    assert group.config.loss == "gloss" and search.searcher().groups[1].base == group.config.to_dict()
+    assert group.config.loss == "gloss" and search.searcher().groups[1].base == group.config
     assert group.space["k"].choices == (None, 4, 8)
 
 
