@@ -101,26 +101,41 @@ class CatchUpWithStorage(tune.Callback):
     a trial that had finished reads as pending, from an older checkpoint that Tune's rotation or
     DeleteFinishedStates may already have deleted. Restored from there it would train again, or
     fail ("does not exist on storage anymore"). Its checkpoint folders are the truth: each holds
-    its epoch's record, and records the driver had not yet copied to storage are restored from
-    them (study/missing_records.py). A finished trial restarted from its last checkpoint ends at once
-    (trainables/trainable.py), and Tune's result for it is its final record, which the search's
-    selection reads.
+    its epoch's record, and records the driver had not yet copied to storage, of every trial,
+    ended or not, are restored from them (study/missing_records.py). A finished trial restarted
+    from its last checkpoint ends at once (trainables/trainable.py), and Tune's result for it is
+    its final record, which the search's selection reads.
 
     This reaches into Ray's trial bookkeeping (the checkpoint manager, the storage context's
     checkpoint index): tests/test_stale_experiment_state.py pins the behaviour."""
 
     def setup(self, **info) -> None:
         self.caught_up = False
+        self.checked: set[str] = set()
 
     def on_step_begin(self, iteration: int, trials: list, **info) -> None:
         if self.caught_up:
             return
         self.caught_up = True  # the first step of a run comes before any trial starts
         for trial in trials:
-            if trial.status != trial.PENDING:
-                continue
-            found = checkpoint_records(trial.storage.storage_filesystem, trial.storage.trial_fs_path)
-            restore_missing_records(trial, found)
+            self.check(trial, resumes=trial.status == trial.PENDING)
+            self.checked.add(trial.trial_id)
+
+    def on_trial_start(self, iteration: int, trials: list, trial, **info) -> None:
+        """A trial created since: one asked for again in the folder of a trial Tune lost
+        (study/restored_search.py) continues from what that folder holds; a new one finds
+        nothing. Tune restores a trial from its checkpoint right after this call."""
+        if trial.trial_id not in self.checked:
+            self.check(trial)
+            self.checked.add(trial.trial_id)
+
+    @staticmethod
+    def check(trial, resumes: bool = True) -> None:
+        """Restore the records storage lacks of a trial, ended or not; point one that `resumes`
+        at its newest checkpoint."""
+        found = checkpoint_records(trial.storage.storage_filesystem, trial.storage.trial_fs_path)
+        restore_missing_records(trial, found)
+        if resumes:
             catch_up(trial, found)
 
 

@@ -64,10 +64,12 @@ def staged(stages: list[StudySpec], plan: Callable[[StudySpec], Phase]) -> list[
 def run_phase(spec: StudySpec, phase: Phase, options: RunOptions, root: str):
     """One Tune experiment: restored when it exists and --resume is given, else started."""
     from ray import tune
+    from ray.tune.search import ConcurrencyLimiter
 
     from study.checkpoints import checkpoint_settings
     from study.progress import Progress
     from study.record_writers import record_writers
+    from study.restored_search import RestoredSearch
     from study.tracking import tracker_callbacks
     from trainables.trainable import train_trial
 
@@ -88,12 +90,16 @@ def run_phase(spec: StudySpec, phase: Phase, options: RunOptions, root: str):
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
-                search_alg=phase.searcher(record=ended_early_record(root, phase.experiment)),
+                search_alg=RestoredSearch(
+                    ConcurrencyLimiter(
+                        phase.searcher(record=ended_early_record(root, phase.experiment)),
+                        max_concurrent=live_trials(spec, phase, options),
+                    )
+                ),
                 num_samples=phase.trials,
                 metric=SEARCH_METRIC,
                 mode=SEARCH_MODE,
                 scheduler=scheduler(spec, phase) if phase.asha else None,
-                max_concurrent_trials=live_trials(spec, phase, options),
                 reuse_actors=True,
                 trial_dirname_creator=trial_folder_name,
                 trial_name_creator=trial_folder_name,
@@ -104,9 +110,9 @@ def run_phase(spec: StudySpec, phase: Phase, options: RunOptions, root: str):
                 failure_config=tune.FailureConfig(max_failures=spec.max_failures),
                 checkpoint_config=checkpoint_config,
                 callbacks=[
+                    *checkpoint_callbacks,  # first: records a trial lacks are restored before written
                     *record_writers(),
                     Progress(phase.experiment, phase.trials, max(g.config.epochs for g in phase.groups)),
-                    *checkpoint_callbacks,
                     *tracker_callbacks(spec, phase.name, root),
                 ],
                 verbose=0,
@@ -137,8 +143,8 @@ def storage_arguments(root: str) -> dict[str, Any]:
 
 def live_trials(spec: StudySpec, phase: Phase, options: RunOptions) -> int:
     """How many trials of the phase may be live at once: --max-concurrent, else the spec's
-    max_concurrent, else all of them. Tune wraps the searcher in a ConcurrencyLimiter of this
-    size and keeps as many trials PENDING (TuneController._get_max_pending_trials reads the
+    max_concurrent, else all of them. The searcher runs behind a ConcurrencyLimiter of this
+    size, and Tune keeps as many trials PENDING (TuneController._get_max_pending_trials reads the
     limiter), each a placement-group request the autoscaler sees; without a limiter a custom
     searcher gets one pending trial at a time, and a cluster grows one node at a time."""
     return options.max_concurrent or spec.max_concurrent or phase.trials

@@ -8,6 +8,7 @@ gap before the epoch it restarts from. Before a resumed study starts its trials,
 record newer than the trial's last recorded epoch is appended, as Tune would have written it."""
 
 import json
+from pathlib import Path
 
 from pyarrow import fs as pafs
 
@@ -25,26 +26,35 @@ def recorded_epochs(text: str) -> list[int]:
     return epochs
 
 
+def last_epoch(text: str) -> int:
+    return max(recorded_epochs(text), default=0)
+
+
 def restore_missing_records(trial, checkpoints: list[tuple[str, dict]]) -> int:
-    """Append to the trial's result.json in storage the records of its `checkpoints` (folder
-    name and record, oldest first) that it lacks; returns how many. The driver's copy of the
-    file is then restored from storage when the trial starts."""
+    """Complete the trial's result.json in storage: from this driver's own copy where it holds
+    later epochs (a driver on the same machine, killed before its copy reached storage), then
+    with the records of its `checkpoints` (folder name and record, oldest first) still missing;
+    returns how many records were added. The driver's copy is then restored from storage when
+    the trial starts."""
     filesystem, folder = trial.storage.storage_filesystem, trial.storage.trial_fs_path
     path = f"{folder}/{RESULT_FILE}"
-    text = ""
+    stored = text = ""
     if filesystem.get_file_info(path).type == pafs.FileType.File:
         with filesystem.open_input_stream(path) as stream:
-            text = stream.read().decode()
-    last = max(recorded_epochs(text), default=0)
-    missing = [(name, record) for name, record in checkpoints if record["epoch"] > last]
-    if not missing:
+            stored = text = stream.read().decode()
+    local = Path(trial.local_path, RESULT_FILE)
+    if local.is_file() and last_epoch(local.read_text()) > last_epoch(text):
+        text = local.read_text()  # this machine's driver wrote it, and was killed before copying
+    missing = [(name, record) for name, record in checkpoints if record["epoch"] > last_epoch(text)]
+    if not missing and text == stored:
         return 0
     rows = [as_tune_wrote_it(trial, name, record) for name, record in missing]
     if text and not text.endswith("\n"):
         text += "\n"  # a torn last line stays one line, which readers skip
+    written = text + "".join(json.dumps(row, default=str) + "\n" for row in rows)
     with filesystem.open_output_stream(path) as stream:
-        stream.write((text + "".join(json.dumps(row, default=str) + "\n" for row in rows)).encode())
-    return len(rows)
+        stream.write(written.encode())
+    return len(recorded_epochs(written)) - len(recorded_epochs(stored))
 
 
 def as_tune_wrote_it(trial, checkpoint_name: str, record: dict) -> dict:

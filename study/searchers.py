@@ -18,6 +18,7 @@ from ray.tune.search import ConcurrencyLimiter, Searcher
 
 from common.records import FINISHED, SEARCH_METRIC, SEARCH_MODE
 from common.storage import exists, read_bytes, write_bytes
+from study.naming import config_key, resume_in_folder
 from study.spaces import Distribution, SpaceSampler, configurations
 from trainables.config import TrialConfig
 
@@ -39,16 +40,39 @@ class FixedTrials(PicklingSearcher):
 
     def __init__(self, configs: list[dict[str, Any]]) -> None:
         super().__init__(metric=SEARCH_METRIC, mode=SEARCH_MODE)
-        self.configs, self.next = configs, 0
+        self.configs = configs
+        self.given: dict[str, int] = {}  # Tune trial id -> the index of the config it runs
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Restore a saved list; one saved by an older gloss counted the configs it gave."""
+        super().restore(checkpoint_path)
+        if "given" not in vars(self):
+            self.given = {f"given-{index}": index for index in range(vars(self).pop("next"))}
 
     def suggest(self, trial_id: str) -> dict | str | None:
-        if self.next >= len(self.configs):
+        taken = set(self.given.values())
+        index = next((i for i in range(len(self.configs)) if i not in taken), None)
+        if index is None:
             return Searcher.FINISHED
-        self.next += 1
-        return self.configs[self.next - 1]
+        self.given[trial_id] = index
+        return self.configs[index]
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         """Nothing to learn from a fixed list."""
+
+    def reconcile(self, trials: dict[str, "RestoredTrial"]) -> None:
+        """Give exactly the configs of the trials Tune restored (see RestoredSearch); a config
+        whose trial Tune lost is given again, into the lost trial's folder."""
+        for trial_id, index in self.given.items():
+            if trial_id not in trials and index >= 0:
+                resume_in_folder(self.configs[index], trial_id)
+        free: dict[str, list[int]] = {}
+        for index, config in enumerate(self.configs):
+            free.setdefault(config_key(config), []).append(index)
+        self.given = {}
+        for trial_id, trial in trials.items():
+            indices = free.get(config_key(trial.config), [])
+            self.given[trial_id] = indices.pop(0) if indices else -1  # -1: a config not listed
 
 
 class OptunaAskTell(PicklingSearcher):
@@ -92,6 +116,7 @@ class OptunaAskTell(PicklingSearcher):
         self.trained: dict[tuple, str] = {}  # drawn values -> the Tune trial that trains them
         self.waiting: dict[str, list[optuna.Trial]] = {}  # running trial id -> its repeats
         self.ended_early = False
+        self.adopted: set[str] = set()  # trials Tune restored that this study never asked for
 
     def restore(self, checkpoint_path: str) -> None:
         """Restore a saved search; one saved before repeats were tracked (an older gloss) learns
@@ -100,6 +125,7 @@ class OptunaAskTell(PicklingSearcher):
         if "trained" not in vars(self):
             self.trained = {tuple(sorted(t.params.items())): tid for tid, t in self.trials.items()}
             self.waiting, self.ended_early = {}, False
+        vars(self).setdefault("adopted", set())
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str:
         for _ in range(self.REASKS + 1):
@@ -119,7 +145,9 @@ class OptunaAskTell(PicklingSearcher):
     def repeat(self, trial: optuna.Trial, original: str) -> None:
         """Tell a repeated draw its original's outcome, or keep it until the original ends (it
         stays running meanwhile, so a constant liar steers away from it as from the original)."""
-        if original in self.told:
+        if original in self.adopted:
+            self.study.tell(trial, state=TrialState.FAIL)  # no Optuna outcome to copy; not trained
+        elif original in self.told:
             self.tell_as(trial, self.trials[original])
         else:
             self.waiting.setdefault(original, []).append(trial)
@@ -136,13 +164,15 @@ class OptunaAskTell(PicklingSearcher):
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         score, step = result.get(self.metric, math.nan), result[TRAINING_ITERATION]
-        if trial_id in self.told or not math.isfinite(score) or step <= self.last_step.get(trial_id, 0):
+        if trial_id in self.told | self.adopted or not math.isfinite(score):
+            return
+        if step <= self.last_step.get(trial_id, 0):
             return  # Optuna keeps the first value of a step and warns about a second
         self.trials[trial_id].report(score, step=step)
         self.last_step[trial_id] = step
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        if trial_id in self.told:
+        if trial_id in self.told or trial_id in self.adopted:
             return
         self.told.add(trial_id)
         trial, score = self.trials[trial_id], (result or {}).get(self.metric, math.nan)
@@ -154,6 +184,30 @@ class OptunaAskTell(PicklingSearcher):
             self.study.tell(trial, score)
         for repeat in self.waiting.pop(trial_id, []):
             self.tell_as(repeat, trial)
+
+    def forget(self, trial_id: str) -> dict[str, Any]:
+        """A trial asked for but lost with a stale experiment state: told FAIL, its draw queued
+        again (asked next), its repeats failed, so the search continues as if never asked.
+        Returns its draw."""
+        drawn = {key: tid for key, tid in self.trained.items() if tid == trial_id}
+        params = dict(next(iter(drawn)))
+        if trial_id in self.trials and trial_id not in self.told:
+            self.study.tell(self.trials[trial_id], state=TrialState.FAIL)
+        self.study.enqueue_trial(params)
+        self.trained = {key: tid for key, tid in self.trained.items() if tid != trial_id}
+        for repeat in self.waiting.pop(trial_id, []):
+            self.study.tell(repeat, state=TrialState.FAIL)
+        self.trials.pop(trial_id, None)
+        self.adopted.discard(trial_id)
+        self.last_step.pop(trial_id, None)
+        return params
+
+    def adopt(self, trial_id: str, values: dict[str, Any]) -> None:
+        """A trial Tune restored that this study never asked for (its saved state is older than
+        Tune's): it trains and counts as a draw of `values`, which is not trained again; Optuna
+        does not learn its score."""
+        self.trained[tuple(sorted(values.items()))] = trial_id
+        self.adopted.add(trial_id)
 
 
 def optuna_searcher(space: dict, sampler: str, seed: int, max_concurrent: int, budget: int) -> Searcher:
@@ -187,6 +241,27 @@ def tpe_sampler(seed: int, budget: int) -> optuna.samplers.TPESampler:
         )
 
 
+@dataclass(frozen=True)
+class RestoredTrial:
+    """A trial as Tune's restored experiment state holds it: its config and whether it ended."""
+
+    config: dict[str, Any]
+    ended: bool
+
+
+def innermost(searcher: Searcher) -> Searcher:
+    """The searcher inside any ConcurrencyLimiter."""
+    while isinstance(searcher, ConcurrencyLimiter):
+        searcher = searcher.searcher
+    return searcher
+
+
+def set_live(searcher: Searcher, live: set[str]) -> None:
+    """Make a ConcurrencyLimiter count exactly `live` as its trials still to end."""
+    if isinstance(searcher, ConcurrencyLimiter):
+        searcher.live_trials, searcher.num_unfinished_live_trials = set(live), len(live)
+
+
 @dataclass
 class SearchGroup:
     """One dataset x loss: its fixed base config, its own searcher and its trial budget (the
@@ -207,6 +282,29 @@ class SearchGroup:
 
     def name(self) -> str:
         return f"{self.base.dataset} {self.base.method}"
+
+    def holds(self, config: dict[str, Any]) -> bool:
+        """Whether a trial config belongs to this group's search."""
+        return (config.get("dataset"), config.get("method")) == (self.base.dataset, self.base.method)
+
+    def forget(self, trial_id: str) -> None:
+        """A trial Tune lost: asked for again, into its folder."""
+        self.suggested -= 1
+        self.trial_ids.discard(trial_id)
+        params = innermost(self.searcher).forget(trial_id)
+        resume_in_folder(self.base.with_values(params).to_dict(), trial_id)
+
+    def adopt(self, trial_id: str, config: dict[str, Any]) -> None:
+        self.suggested += 1
+        self.trial_ids.add(trial_id)
+        search = innermost(self.searcher)
+        values = {name: drawn_value(config, name) for name in search.draw.space}
+        search.adopt(trial_id, {name: value for name, value in values.items() if value is not None})
+
+
+def drawn_value(config: dict[str, Any], name: str) -> Any:
+    """The value a searched parameter has in a trial config: a loss parameter or a setting."""
+    return config["loss_params"].get(name, config.get(name))
 
 
 class GroupedSearch(PicklingSearcher):
@@ -255,6 +353,21 @@ class GroupedSearch(PicklingSearcher):
                 if g.ended_early
             ]
             write_bytes(self.record, json.dumps({"ended_early": ended}, indent=2).encode())
+
+    def reconcile(self, trials: dict[str, RestoredTrial]) -> None:
+        """Agree with the trials Tune restored (see RestoredSearch): suggestions Tune lost are
+        forgotten, to be asked again; trials it kept that no group knows are adopted by theirs;
+        each group's limiter counts its unended trials."""
+        for group in self.groups:
+            for trial_id in group.trial_ids - trials.keys():
+                group.forget(trial_id)
+        known = {trial_id for group in self.groups for trial_id in group.trial_ids}
+        for trial_id, trial in trials.items():
+            owner = next((g for g in self.groups if g.holds(trial.config)), None)
+            if trial_id not in known and owner is not None:
+                owner.adopt(trial_id, trial.config)
+        for group in self.groups:
+            set_live(group.searcher, {t for t in group.trial_ids if not trials[t].ended})
 
     def _owner(self, trial_id: str) -> Searcher:
         return next(g.searcher for g in self.groups if trial_id in g.trial_ids)

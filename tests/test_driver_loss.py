@@ -111,7 +111,8 @@ def test_an_interrupt_while_the_last_trial_trains_is_an_interrupt(tmp_path, data
     """Ctrl-C with no trial left pending: Tune stops the one still training and marks it as it
     marks finished ones. Before study/interrupts.py, `gloss run` then exited 0, the trial half
     trained; now it exits 130 and `--resume` trains it to its end."""
-    spec = {**GRID, "name": "last", "losses": ["ce"], "training": {**TRAINING, "epochs": 60}}
+    epochs = 600  # seconds even on a fast machine: 60 (4 s on CI's) ended before the signal landed
+    spec = {**GRID, "name": "last", "losses": ["ce"], "training": {**TRAINING, "epochs": epochs}}
     path = tmp_path / "spec.yaml"
     path.write_text(yaml.safe_dump(spec))
     args = [
@@ -129,7 +130,9 @@ def test_an_interrupt_while_the_last_trial_trains_is_an_interrupt(tmp_path, data
 
     def last_trial_training() -> bool:
         trials = records(grid)
-        return len(finished_trials(grid)) == 1 and any(rows and len(rows) < 60 for rows in trials.values())
+        return len(finished_trials(grid)) == 1 and any(
+            rows and len(rows) < epochs // 2 for rows in trials.values()
+        )
 
     wait_for(last_trial_training, 240, "the second trial training after the first finished")
     driver.send_signal(signal.SIGINT)

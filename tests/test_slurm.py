@@ -57,8 +57,15 @@ FIRST = {
     "seeds": [0, 1],
     "training": {**TRAINING, "epochs": 2},
 }
-# Six trials one at a time, so that a cancel lands between trials that finished and some that did not.
-CANCELLED = {**FIRST, "name": "slurm-cancelled", "seeds": [0, 1, 2], "training": {**TRAINING, "epochs": 3}}
+# Six trials one at a time, so that a cancel lands between trials that finished and some that did not:
+# 200 epochs without early stopping take seconds even on a fast machine (3 epochs, a tenth of a
+# second on CI's, ended the study before the cancel landed).
+CANCELLED = {
+    **FIRST,
+    "name": "slurm-cancelled",
+    "seeds": [0, 1, 2],
+    "training": {**TRAINING, "epochs": 200, "patience": None},
+}
 
 
 def free_port(low: int = 20000, high: int = 30000) -> int:

@@ -136,3 +136,31 @@ def test_records_the_killed_driver_had_not_copied_are_restored_from_checkpoints(
         assert rows[-1][key] == final[key], key
     results = final_results(load_runs(copy / "stale"))
     assert (results["outcome"] == "completed").all() and len(results) == TRIALS
+
+
+def test_an_ended_trials_records_that_never_reached_storage_are_restored(
+    finished_with_stale_state, data_dir, tmp_path, monkeypatch
+):
+    """A trial the state holds as ended whose result.json never reached storage (a driver killed
+    while copying its last sync, as test_object_storage_resume.py once met in a bucket): resumed,
+    its records end with its final record. The control, with the restoring monkeypatched away,
+    leaves it without records, so the analysis has one trial fewer."""
+    studies, spec, unended = finished_with_stale_state
+    for restores in (True, False):
+        copy = tmp_path / str(restores) / "studies"
+        shutil.copytree(studies, copy)
+        grid = copy / "stale" / "grid"
+        trial = next(t for t in sorted(finished_trials(grid)) if t.name not in unended)
+        original = (trial / "result.json").read_text().splitlines()
+        (trial / "result.json").unlink()
+        if not restores:
+            monkeypatch.setattr(checkpoints, "restore_missing_records", lambda trial, found: 0)
+        assert resume(copy, spec, data_dir) == 0
+        if not restores:
+            assert not (trial / "result.json").exists(), "restored without the restoring: shows nothing"
+            continue
+        rows = [json.loads(line) for line in (trial / "result.json").read_text().splitlines()]
+        final = json.loads(original[-1])
+        for key in ("epoch", "status", "best_epoch", "best_score", "selected_test_macro_f1"):
+            assert rows[-1][key] == final[key], key
+        assert len(final_results(load_runs(copy / "stale"))) == TRIALS
