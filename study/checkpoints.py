@@ -5,16 +5,21 @@ deleted from storage, from the driver, through the storage's own filesystem (a l
 s3://, gs://: whatever Ray's storage is). A resumed study first brings each trial's latest
 checkpoint up to date with storage (CatchUpWithStorage)."""
 
+import json
+import posixpath
 from dataclasses import dataclass
 
 from pyarrow import fs as pafs
 from ray import tune
 
 from study.missing_records import restore_missing_records
+from study.naming import resume_in_folder
+from study.restored_search import reconcile_restored_search
 from study.spec import CheckpointPolicy
 from trainables.checkpoint import RECORD_FILE, STATE_FILE, read_record
 
 CHECKPOINT_PREFIX = "checkpoint_"
+PARAMS_FILE = "params.json"  # the config Tune writes in every trial folder as the trial starts
 
 
 def checkpoint_folders(filesystem: pafs.FileSystem, trial_path: str) -> list[pafs.FileInfo]:
@@ -117,6 +122,9 @@ class CatchUpWithStorage(tune.Callback):
         if self.caught_up:
             return
         self.caught_up = True  # the first step of a run comes before any trial starts
+        reconcile_restored_search(trials)
+        if trials:
+            adopt_orphans(trials)
         for trial in trials:
             self.check(trial, resumes=trial.status == trial.PENDING)
             self.checked.add(trial.trial_id)
@@ -137,6 +145,24 @@ class CatchUpWithStorage(tune.Callback):
         restore_missing_records(trial, found)
         if resumes:
             catch_up(trial, found)
+
+
+def adopt_orphans(trials: list) -> None:
+    """Trial folders in storage that Tune's restored state does not hold: a driver killed while
+    copying a sync can leave a trial's files in storage but neither Tune's state nor the
+    searcher's. A trial given later with the same config (a grid's or the final phase's)
+    continues in that folder instead of training again beside it."""
+    storage = trials[0].storage
+    filesystem = storage.storage_filesystem
+    known = {posixpath.basename(trial.storage.trial_fs_path) for trial in trials}
+    selector = pafs.FileSelector(storage.experiment_fs_path, allow_not_found=True)
+    for folder in filesystem.get_file_info(selector):
+        params = f"{folder.path}/{PARAMS_FILE}"
+        if folder.type != pafs.FileType.Directory or folder.base_name in known:
+            continue
+        if filesystem.get_file_info(params).type == pafs.FileType.File:
+            with filesystem.open_input_stream(params) as stream:
+                resume_in_folder(json.loads(stream.read()), folder.base_name)
 
 
 def catch_up(trial, found: list[tuple[str, dict]]) -> None:

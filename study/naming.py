@@ -20,9 +20,10 @@ def config_key(config: dict[str, Any]) -> str:
     return json.dumps(config, sort_keys=True, default=str)
 
 
-def resume_in_folder(config: dict[str, Any], lost_trial_id: str) -> None:
-    """Name the next trial of `config` as the lost trial that ran it, so that it continues there."""
-    RESUMED_FOLDERS[config_key(config)] = folder_name(config, lost_trial_id)
+def resume_in_folder(config: dict[str, Any], folder: str) -> None:
+    """Name the next trial of `config` after `folder`, where a trial Tune lost ran it, so that it
+    continues there."""
+    RESUMED_FOLDERS[config_key(config)] = folder
 
 
 def trial_folder_name(trial) -> str:

@@ -18,7 +18,7 @@ from ray.tune.search import ConcurrencyLimiter, Searcher
 
 from common.records import FINISHED, SEARCH_METRIC, SEARCH_MODE
 from common.storage import exists, read_bytes, write_bytes
-from study.naming import config_key, resume_in_folder
+from study.naming import config_key, folder_name, resume_in_folder
 from study.spaces import Distribution, SpaceSampler, configurations
 from trainables.config import TrialConfig
 
@@ -65,7 +65,7 @@ class FixedTrials(PicklingSearcher):
         whose trial Tune lost is given again, into the lost trial's folder."""
         for trial_id, index in self.given.items():
             if trial_id not in trials and index >= 0:
-                resume_in_folder(self.configs[index], trial_id)
+                resume_in_folder(self.configs[index], folder_name(self.configs[index], trial_id))
         free: dict[str, list[int]] = {}
         for index, config in enumerate(self.configs):
             free.setdefault(config_key(config), []).append(index)
@@ -292,7 +292,8 @@ class SearchGroup:
         self.suggested -= 1
         self.trial_ids.discard(trial_id)
         params = innermost(self.searcher).forget(trial_id)
-        resume_in_folder(self.base.with_values(params).to_dict(), trial_id)
+        config = self.base.with_values(params).to_dict()
+        resume_in_folder(config, folder_name(config, trial_id))
 
     def adopt(self, trial_id: str, config: dict[str, Any]) -> None:
         self.suggested += 1

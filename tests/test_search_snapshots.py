@@ -8,18 +8,20 @@ tests/test_object_storage_resume.py; test_a_lost_trial_resumes_in_its_folder bel
 mismatch for certain on a local study, with a control."""
 
 import json
+import pickle
 import shutil
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
 from ray.tune.search import ConcurrencyLimiter, Searcher, SearchGenerator
 
-from study import naming, restored_search
+from study import checkpoints, naming, restored_search
 from study.cli import main
 from study.naming import RESUMED_FOLDERS, folder_name
-from study.restored_search import RestoredSearch
+from study.restored_search import RestoredSearch, reconcile_restored_search
 from study.searchers import FixedTrials, GroupedSearch, RestoredTrial, SearchGroup, optuna_searcher
 from study.spaces import choice, uniform
 from tests.processes import finished_trials, start_gloss
@@ -103,8 +105,13 @@ def test_a_search_adopts_a_trial_tune_kept_and_does_not_train_its_draw_again():
     assert search.suggest("t3") == Searcher.FINISHED
 
 
-def test_restored_search_follows_the_trial_states_not_its_own_counters(tmp_path):
-    """Saved after all four trials were created; the trial states hold two, one ended."""
+def tune_trial(trial_id: str, config: dict, status: str) -> SimpleNamespace:
+    """What reconcile_restored_search reads of a Tune trial."""
+    return SimpleNamespace(trial_id=trial_id, config=config, status=status, TERMINATED="TERMINATED")
+
+
+def test_restored_search_follows_the_trials_tune_restored_not_its_own_counters(tmp_path):
+    """Saved after all four trials were created; Tune restored two, one ended."""
     listed = configs(4)
     saved = RestoredSearch(ConcurrencyLimiter(FixedTrials(listed), max_concurrent=1))
     saved._total_samples = 4
@@ -114,20 +121,21 @@ def test_restored_search_follows_the_trial_states_not_its_own_counters(tmp_path)
         limiter.on_trial_complete(f"t{i}", {"best_score": 0.5})
     saved._counter, saved._finished = 4, True
     saved.save_to_dir(str(tmp_path), session_str="s")
-    trial_data = [
-        [json.dumps({"trial_id": f"t{i}", "config": listed[i], "status": status}), "{}"]
-        for i, status in ((0, "TERMINATED"), (1, "PENDING"))
-    ]
-    (tmp_path / "experiment_state-s.json").write_text(json.dumps({"trial_data": trial_data}))
 
     resumed = RestoredSearch(ConcurrencyLimiter(FixedTrials(listed), max_concurrent=1))
     assert resumed.has_checkpoint(str(tmp_path))
     resumed.restore_from_dir(str(tmp_path))
+    assert resumed.is_finished(), "as saved, until Tune's trials are handed over"
+    reconcile_restored_search(
+        [tune_trial("t0", listed[0], "TERMINATED"), tune_trial("t1", listed[1], "PENDING")]
+    )
     assert (resumed._counter, resumed.is_finished()) == (2, False)
     assert resumed.searcher.live_trials == {"t1"}
     assert resumed.searcher.suggest("t4") is None, "t1 still to end, one at a time"
     resumed.searcher.on_trial_complete("t1", {"best_score": 0.5})
     assert resumed.searcher.suggest("t4") == listed[2]
+    reconcile_restored_search([])  # handed over once: nothing waits now
+    assert resumed._counter == 2
 
 
 SPEC = {
@@ -202,3 +210,63 @@ def test_control_without_reconciling_the_phase_ends_short(
         monkeypatch.setattr(restored_search.RestoredSearch, name, getattr(SearchGenerator, name))
     args = ["run", str(spec), "--storage", str(copy), "--data-dir", str(data_dir), "--resume", "--no-report"]
     assert main([*args, "--max-concurrent", "1"]) == 130, "the state missing trials resumed cleanly"
+
+
+def given_two(path: Path) -> bool:
+    """Whether a saved FixedTrials state has given exactly two trials."""
+    try:
+        return len(pickle.loads(path.read_bytes())["given"]) == 2
+    except (pickle.UnpicklingError, EOFError, KeyError):
+        return False
+
+
+@pytest.fixture(scope="module")
+def finished_with_a_whole_snapshot_behind(tmp_path_factory, data_dir) -> tuple[Path, Path]:
+    """A finished study whose whole snapshot (trial states, search generator and searcher, all
+    saved when two of its four trials were given) was put back: the other two trials' folders
+    are in storage, known to no state, as a driver killed while copying a sync can leave them."""
+    tmp = tmp_path_factory.mktemp("orphans")
+    spec = tmp / "spec.yaml"
+    spec.write_text(yaml.safe_dump({**SPEC, "name": "orphans"}))
+    grid = tmp / "studies" / "orphans" / "grid"
+    args = ["run", str(spec), "--storage", str(tmp / "studies"), "--data-dir", str(data_dir)]
+    driver = start_gloss([*args, "--no-report", "--max-concurrent", "1"], tmp / "first.log")
+    snapshot: dict[str, bytes] = {}
+    while driver.poll() is None and not snapshot:
+        states = list(grid.glob("experiment_state-*.json"))
+        searchers = list(grid.glob("searcher-state-*.pkl"))
+        if states and searchers and two_trials_one_ended(states[0].read_text()) and given_two(searchers[0]):
+            snapshot = {path.name: path.read_bytes() for path in grid.glob("*-*") if path.is_file()}
+        time.sleep(0.05)
+    assert driver.wait() == 0, (tmp / "first.log").read_text()[-3000:]
+    assert snapshot, "no snapshot was saved with two trials given"
+    for name, data in snapshot.items():
+        (grid / name).write_bytes(data)
+    assert len(finished_trials(grid)) == 4
+    return tmp / "studies", spec
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize("adopting", [True, False], ids=["adopting", "control"])
+def test_trial_folders_no_state_knows_are_continued_not_trained_beside(
+    finished_with_a_whole_snapshot_behind, data_dir, tmp_path, monkeypatch, adopting
+):
+    """Resumed, the two trials no state knows are given again and continue in their folders
+    (ending at once): 4 folders, records byte for byte. The control, without adopting them, trains
+    them again in new folders beside the old."""
+    studies, spec = finished_with_a_whole_snapshot_behind
+    copy = tmp_path / "studies"
+    shutil.copytree(studies, copy)
+    grid = copy / "orphans" / "grid"
+    before = finished_trials(grid)
+    if not adopting:
+        monkeypatch.setattr(checkpoints, "adopt_orphans", lambda trials: None)
+    args = ["run", str(spec), "--storage", str(copy), "--data-dir", str(data_dir), "--resume", "--no-report"]
+    assert main([*args, "--max-concurrent", "1"]) == 0
+    folders = len(list(grid.glob("*/result.json")))
+    if adopting:
+        after = finished_trials(grid)
+        assert {t.name: text for t, text in after.items()} == {t.name: text for t, text in before.items()}
+        assert folders == 4
+    else:
+        assert folders == 6, "the control trained no trial again: the test shows nothing"
