@@ -11,7 +11,7 @@ from common.errors import GlossError, StudyInterrupted
 from common.records import FINISHED, SEARCH_METRIC, SEARCH_MODE
 from common.storage import filesystem, join, native_scheme
 from study.interrupts import fit_watched
-from study.naming import trial_folder_name
+from study.naming import RESUMED_FOLDERS, trial_folder_name
 from study.phase import Phase
 from study.plan import final_phase, new_trials, phases
 from study.searchers import given_up
@@ -118,6 +118,7 @@ def run_phase(spec: StudySpec, phase: Phase, options: RunOptions, root: str):
                 verbose=0,
             ),
         )
+    RESUMED_FOLDERS.clear()  # filled by this phase's resume, if it is one
     results, interrupted = fit_watched(tuner.fit)
     planned = phase.trials - given_up(ended_early_record(root, phase.experiment))
     unended = results.num_terminated + results.num_errors < len(results)

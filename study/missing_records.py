@@ -30,12 +30,11 @@ def last_epoch(text: str) -> int:
     return max(recorded_epochs(text), default=0)
 
 
-def restore_missing_records(trial, checkpoints: list[tuple[str, dict]]) -> int:
+def restore_missing_records(trial, checkpoints: list[tuple[str, dict]]) -> None:
     """Complete the trial's result.json in storage: from this driver's own copy where it holds
     later epochs (a driver on the same machine, killed before its copy reached storage), then
-    with the records of its `checkpoints` (folder name and record, oldest first) still missing;
-    returns how many records were added. The driver's copy is then restored from storage when
-    the trial starts."""
+    with the records of its `checkpoints` (folder name and record, oldest first) still missing.
+    The driver's copy is then restored from storage when the trial starts."""
     filesystem, folder = trial.storage.storage_filesystem, trial.storage.trial_fs_path
     path = f"{folder}/{RESULT_FILE}"
     stored = text = ""
@@ -47,14 +46,12 @@ def restore_missing_records(trial, checkpoints: list[tuple[str, dict]]) -> int:
         text = local.read_text()  # this machine's driver wrote it, and was killed before copying
     missing = [(name, record) for name, record in checkpoints if record["epoch"] > last_epoch(text)]
     if not missing and text == stored:
-        return 0
+        return
     rows = [as_tune_wrote_it(trial, name, record) for name, record in missing]
     if text and not text.endswith("\n"):
         text += "\n"  # a torn last line stays one line, which readers skip
-    written = text + "".join(json.dumps(row, default=str) + "\n" for row in rows)
     with filesystem.open_output_stream(path) as stream:
-        stream.write(written.encode())
-    return len(recorded_epochs(written)) - len(recorded_epochs(stored))
+        stream.write((text + "".join(json.dumps(row, default=str) + "\n" for row in rows)).encode())
 
 
 def as_tune_wrote_it(trial, checkpoint_name: str, record: dict) -> dict:

@@ -154,7 +154,7 @@ def test_an_ended_trials_records_that_never_reached_storage_are_restored(
         original = (trial / "result.json").read_text().splitlines()
         (trial / "result.json").unlink()
         if not restores:
-            monkeypatch.setattr(checkpoints, "restore_missing_records", lambda trial, found: 0)
+            monkeypatch.setattr(checkpoints, "restore_missing_records", lambda trial, found: None)
         assert resume(copy, spec, data_dir) == 0
         if not restores:
             assert not (trial / "result.json").exists(), "restored without the restoring: shows nothing"
