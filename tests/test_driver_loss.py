@@ -13,7 +13,10 @@ from tests.processes import finished_trials, records, start_gloss, uninterrupted
 
 pytestmark = pytest.mark.faults  # a minute each: `make test-cluster` runs them
 
-TRAINING = {"train_size": 120, "eval_size": 60, "max_length": 32, "epochs": 6, "patience": None}
+# 60 epochs: seconds per trial even on a fast machine, so that a signal sent once a trial's
+# records show it finished lands before the rest have (at 6 epochs, all four trials of a grid
+# once finished within one experiment sync, and the SIGINT found the study ended).
+TRAINING = {"train_size": 120, "eval_size": 60, "max_length": 32, "epochs": 60, "patience": None}
 GRID = {
     "name": "killed",
     "kind": "grid",
