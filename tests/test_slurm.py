@@ -550,12 +550,12 @@ def test_a_requeued_job_resumes_the_study_taking_over_its_lease(tmp_path):
     assert done.returncode == 0 and "allocation 1" in done.stdout and "--resume" not in calls
 
 
-# Four hundred trials (200 seeds x 2 losses), one at a time, for 2-minute allocations told to
+# Eight hundred trials (400 seeds x 2 losses), one at a time, for 2-minute allocations told to
 # stop 30 s before their limit: after start-up (Ray, the driver, Tune's restore; 20 s to a
-# minute) an allocation trains for 70 s at most, about 175 trials on an idle machine (two
-# allocations finished 200 there), so no two of them finish the study; on a loaded machine it
-# takes more allocations.
-SEEDS = 200
+# minute) an allocation trains for 70 s at most, up to about 250 trials on an idle machine (two
+# allocations finished all 400 trials of the 200-seed version there), so no two of them finish
+# the study; on a loaded machine it takes more allocations.
+SEEDS = 400
 CONTINUED = {**FIRST, "name": "slurm-continued", "seeds": list(range(SEEDS))}
 
 
