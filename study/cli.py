@@ -267,8 +267,9 @@ def run_command(args: argparse.Namespace) -> int:
     prepare_environment(args.address)
     from study.launch import storage_root
     from study.lease import study_lease
-    from study.plan import check_inputs, phases, with_data_dir
+    from study.plan import check_inputs, with_data_dir
     from study.storage_check import check_writable
+    from study.study_plan import plan_study
     from study.tracking import check_trackers, parse_tracking_flag
 
     if args.json and not args.dry_run:
@@ -281,52 +282,52 @@ def run_command(args: argparse.Namespace) -> int:
         spec = spec.model_copy(update={"tracking": parse_tracking_flag(args.tracking)})
     storage = args.storage or spec.storage
     root = storage_root(storage, spec.name)
-    to_run, _ = resumed(args, spec, root)
-    plan = phases(to_run)
-    check_inputs(to_run, dry_run=args.dry_run)
-    check_trackers(to_run.tracking, root)
+    plan = plan_study(*resumed(args, spec, root))
+    check_inputs(plan.spec, dry_run=args.dry_run)
+    check_trackers(plan.spec.tracking, root)
     if args.dry_run:
         from study.cost import study_cost
 
-        costs = study_cost(to_run, plan, args.max_concurrent)
-        print_json(plan, costs) if args.json else print_plan(to_run, plan, root, costs)
+        costs = study_cost(plan.spec, plan.phases, args.max_concurrent)
+        print_json(plan.phases, costs) if args.json else print_plan(plan, root, costs)
         return 0
     refuse_copied_secrets()
     check_writable(root)
     with study_lease(root, args.take_over):
-        return run_and_report(args, spec, storage, root, (to_run, plan))
+        return run_and_report(args, spec, storage, root, plan)
 
 
 def resumed(args: argparse.Namespace, spec, root: str):
-    """The spec to run and the stage it grows the study by (study/growth.py): a study that exists
-    is continued only with --resume, and only with seeds, datasets or rows added."""
+    """The spec to run, the study's study.json (None for a new study) and the stage this run
+    grows it by (study/growth.py): a study that exists is continued only with --resume, and only
+    with seeds, datasets or rows added."""
     from study.growth import grown
     from study.provenance import read_provenance
 
     record = None if args.dry_run and not args.resume else read_provenance(root)
     if record is None:
-        return spec, None
+        return spec, None, None
     if not args.resume:
         raise GlossError(
             f"study '{spec.name}' already exists in {root}; pass --resume to continue or grow it, or "
             "choose another --storage or study name."
         )
-    return grown(record, spec)
+    to_run, stage = grown(record, spec)
+    return to_run, record, stage
 
 
-def run_and_report(args: argparse.Namespace, spec, storage: str, root: str, checked: tuple) -> int:
+def run_and_report(args: argparse.Namespace, spec, storage: str, root: str, checked) -> int:
     """Connect to Ray, check the cluster, record the study (and its growth), run every phase,
     then summarise and report. `spec` is the one given, before `resumed` adapts it; `checked` is
-    the (spec, plan) checked before the lease, whose plan is the study's unless the study changed
-    meanwhile (another driver grew it)."""
+    the plan checked before the lease, which runs unless the study changed meanwhile (another
+    driver grew it)."""
     from study.gpu_check import check_gpus
-    from study.growth import stages as study_stages
     from study.launch import RunOptions, run_study, warm_caches
-    from study.plan import phases
-    from study.provenance import read_provenance, write_provenance
+    from study.provenance import write_provenance
     from study.ray_session import connect
     from study.run_log import log_location, messages_to
     from study.storage_check import check_nodes_share
+    from study.study_plan import replanned
 
     with messages_to(log_location(root, spec.name), args.verbose) as log:
         connect(args.address, dashboard=args.dashboard)
@@ -336,13 +337,13 @@ def run_and_report(args: argparse.Namespace, spec, storage: str, root: str, chec
         else:
             check_nodes_share(root)
         print(f"gloss: Ray's messages and warnings go to {log}", file=sys.stderr)
-        spec, stage = resumed(args, spec, root)  # again, now that this driver holds the lease
-        plan = checked[1] if spec == checked[0] else phases(spec)
-        record = write_provenance(root, spec, read_provenance(root), plan, stage)
+        spec, record, stage = resumed(args, spec, root)  # again, now that this driver holds the lease
+        plan = replanned(checked, spec, record, stage)
+        written = write_provenance(root, spec, record, plan.phases, stage)
         if stage is not None:
-            print(f"gloss: the study grows by {growth_words(record['growth'][-1]['added'])}", file=sys.stderr)
-        stages = [part.spec(spec) for part in study_stages(record)]
-        paths = run_study(stages, RunOptions(storage, args.resume, args.max_concurrent))
+            added = growth_words(written["growth"][-1]["added"])
+            print(f"gloss: the study grows by {added}", file=sys.stderr)
+        paths = run_study(plan, RunOptions(storage, args.resume, args.max_concurrent))
     failed = print_summary(paths)
     if not args.no_report:
         write_report(paths, f"{root}/report")
@@ -362,15 +363,17 @@ def growth_words(added: dict) -> str:
     )
 
 
-def print_plan(spec, plan, root: str, costs: dict | str) -> None:
+def print_plan(plan, root: str, costs: dict | str) -> None:
+    """The dry run's plan: the study, its shared conditions, each phase's preview and bill."""
     from study.cost import ASSUMED_MFU, GPU, PEAK_TFLOPS
     from study.fairness import shared_conditions
 
+    spec = plan.spec
     resources = f"{spec.resources.cpu:g} CPU, {spec.resources.gpu:g} GPU per trial"
     print(f"study {spec.name} ({spec.kind}, {spec.fidelity} {spec.model}) -> {root}; {resources}")
-    for line in shared_conditions(spec, plan[-1].groups):
+    for line in shared_conditions(spec, plan.phases[-1].groups):
         print(line)
-    for phase in plan:
+    for phase in plan.phases:
         print(f"\n{phase.name}: {phase.trials} trials")
         for line in phase.preview:
             print(f"  {line}")

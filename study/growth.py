@@ -73,17 +73,25 @@ def stage_of(data: dict[str, Any]) -> Stage:
 
 def stages(record: dict[str, Any]) -> list[Stage]:
     """The study's stages from its study.json: the spec it started with, then each growth."""
-    current = stage_of(record["spec"])
-    found = [current]
+    found = [stage_of(record["spec"])]
     for growth in record.get("growth", []):
-        added = growth["added"]
-        current = Stage(
-            current.seeds + tuple(added.get("seeds", ())),
-            current.datasets + tuple(added.get("datasets", ())),
-            current.losses + tuple(added.get("losses", ())),
-        )
-        found.append(current)
+        found.append(extended(found[-1], growth["added"]))
     return found
+
+
+def recorded_stages(record: dict[str, Any], stage: Stage | None) -> list[Stage]:
+    """The stages study.json will hold once this run's growth `stage` (if any) is written."""
+    found = stages(record)
+    return [*found, extended(found[-1], stage.added_to(found[-1]))] if stage is not None else found
+
+
+def extended(stage: Stage, added: dict[str, list]) -> Stage:
+    """`stage` with a growth's added seeds, datasets and rows after its own."""
+    return Stage(
+        stage.seeds + tuple(added.get("seeds", ())),
+        stage.datasets + tuple(added.get("datasets", ())),
+        stage.losses + tuple(added.get("losses", ())),
+    )
 
 
 def flat(data: Any, prefix: str = "") -> dict[str, Any]:

@@ -3,7 +3,6 @@ interrupted ones with Tuner.restore (finished trials are never rerun)."""
 
 import math
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,9 +12,9 @@ from common.storage import filesystem, join, native_scheme
 from study.interrupts import fit_watched
 from study.naming import RESUMED_FOLDERS, trial_folder_name
 from study.phase import Phase
-from study.plan import final_phase, new_trials, phases
 from study.searchers import given_up
 from study.spec import StudySpec
+from study.study_plan import StudyPlan
 
 
 @dataclass(frozen=True)
@@ -33,32 +32,21 @@ def storage_root(storage: str, study: str) -> str:
     return join(storage, study)
 
 
-def run_study(stages: list[StudySpec], options: RunOptions) -> list[str]:
-    """Run the study's phases in order, each as the experiments of its stages (a grown study's
+def run_study(plan: StudyPlan, options: RunOptions) -> list[str]:
+    """Run the plan's phases in order, each as the experiments of its stages (a grown study's
     later stages add `<phase>+i` experiments of their new trials beside the earlier ones; a
     protocol's final phase is planned from every search experiment's results); returns the
     experiment folders."""
-    spec = stages[-1]
+    spec = plan.spec
     root = storage_root(options.storage, spec.name)
-    first = staged(stages, lambda stage: phases(stage)[0])
-    results = [run_phase(spec, phase, options, root) for phase in first]
+    ran = list(plan.first)
+    results = [run_phase(spec, phase, options, root) for phase in ran]
     if spec.kind == "protocol":
-        best = best_configs([result for grid in results for result in grid])
-        final = staged(stages, lambda stage: final_phase(stage, best))
+        final = plan.final(best_configs([result for grid in results for result in grid]))
         for phase in final:
             run_phase(spec, phase, options, root)
-        first += final
-    return [join(root, phase.experiment) for phase in first]
-
-
-def staged(stages: list[StudySpec], plan: Callable[[StudySpec], Phase]) -> list[Phase]:
-    """One phase planned for every stage: all of it for the first stage, then each later
-    stage's trials that the stage before did not cover."""
-    found = [plan(stages[0])]
-    for index in range(1, len(stages)):
-        if part := new_trials(stages[index], plan(stages[index]), stages[index - 1], index):
-            found.append(part)
-    return found
+        ran += final
+    return [join(root, phase.experiment) for phase in ran]
 
 
 def run_phase(spec: StudySpec, phase: Phase, options: RunOptions, root: str):

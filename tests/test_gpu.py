@@ -23,6 +23,7 @@ from study.gpu_check import autoscaler_offer, check_gpus
 from study.launch import RunOptions, run_study
 from study.ray_session import connect
 from study.spec import spec_from_mapping
+from study.study_plan import plan_study
 from trainables.config import TrialConfig
 from trainables.training.device import DeviceError, place, resolve_precision
 from trainables.training.trainer import Trainer
@@ -84,7 +85,7 @@ def ray_with_a_fake_gpu():
 def test_trial_given_a_gpu_without_cuda_fails_at_once_naming_the_node(tmp_path, ray_with_a_fake_gpu, capsys):
     # No data where the trial would look: had it loaded data first, it would fail on that instead.
     spec = spec_from_mapping(study_spec(tmp_path / "no-data-here", gpu=1), "test")
-    paths = run_study([spec], RunOptions(str(tmp_path / "results")))
+    paths = run_study(plan_study(spec, None, None), RunOptions(str(tmp_path / "results")))
     final = final_results(load_runs(*paths))
     assert list(final["outcome"]) == ["failed"]
     sentence = (
