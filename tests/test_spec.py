@@ -10,6 +10,7 @@ from study.growth import Stage, grown, plain
 from study.plan import phases
 from study.presets import preset_names, preset_text
 from study.spec import apply_overrides, load_spec_file, parse_yaml, spec_from_mapping
+from study.study_plan import plan_study, replanned
 
 BASE = {"name": "t", "kind": "grid", "datasets": ["r8"], "losses": ["ce", "gloss"], "seeds": [0, 1]}
 
@@ -176,3 +177,18 @@ def test_a_row_added_as_a_mapping_grows_the_study_as_written():
     assert json.loads(json.dumps(stage.losses)) == ["ce", row]
     (grid,) = phases(stage.spec(grown_spec))
     assert grid.searcher().configs[-1]["loss_params"]["k"] == 4
+
+
+def test_a_grown_study_plans_only_the_new_trials_of_each_stage():
+    """The plan of a study grown by a seed, then by a dataset: the first stage's experiment
+    holds all its trials, each growth's (`grid+1`, `grid+2`) only the trials it added; the
+    plan previews the whole study."""
+    record = {"spec": plain(spec(seeds=[0])), "growth": [{"added": {"seeds": [1]}}]}
+    grown_spec, stage = grown(record, spec(datasets=["r8", "mr"]))
+    plan = plan_study(grown_spec, record, stage)
+    assert [(p.experiment, p.trials) for p in plan.first] == [("grid", 2), ("grid+1", 2), ("grid+2", 4)]
+    assert [p.trials for p in plan.phases] == [8]
+    added = [(c["dataset"], c["seed"]) for c in plan.first[2].searcher().configs]
+    assert sorted(added) == [("mr", 0), ("mr", 0), ("mr", 1), ("mr", 1)]
+    assert replanned(plan, grown_spec, record, stage) is plan
+    assert replanned(plan, spec(datasets=["r8", "mr"], seeds=[0, 1, 2]), record, stage) is not plan
