@@ -95,15 +95,23 @@ def ablation_figure(levels: pd.DataFrame, metric: str) -> Figure:
 
 
 def search_history_figure(history: pd.DataFrame) -> Figure:
-    """Best validation score so far against trial number and against compute time."""
-    figure, (by_trial, by_time) = _grid(2, columns=2)
-    history = history.assign(search=history["dataset"] + " " + history["loss"])
-    sns.lineplot(data=history, x="trial", y="best_so_far", hue="search", drawstyle="steps-post", ax=by_trial)
-    sns.lineplot(
-        data=history, x="compute_s", y="best_so_far", hue="search", drawstyle="steps-post", ax=by_time
-    )
-    by_trial.set(xlabel="trial", ylabel="best validation score so far")
-    by_time.set(xlabel="compute seconds (sum over trials)", ylabel="best validation score so far")
+    """Best validation score so far, one column per dataset, one colour per loss: against trial
+    number (top row) and against compute time (bottom row); one legend beside the panels, so a
+    study of many searches stays readable."""
+    datasets = sorted(history["dataset"].unique())
+    colours = _palette(list(history["loss"].unique()))
+    figure = Figure(figsize=(3.6 * len(datasets) + 1.6, 5.6), layout="constrained")
+    axes = np.atleast_2d(figure.subplots(2, len(datasets), squeeze=False))
+    for column, dataset in enumerate(datasets):
+        by_trial, by_time = axes[0, column], axes[1, column]
+        for loss, group in history[history["dataset"] == dataset].groupby("loss"):
+            by_trial.step(group["trial"], group["best_so_far"], where="post", color=colours[loss], label=loss)
+            by_time.step(group["compute_s"], group["best_so_far"], where="post", color=colours[loss])
+        by_trial.set(title=dataset, xlabel="trial", ylabel="best validation score so far")
+        by_trial.xaxis.set_major_locator(MaxNLocator(integer=True))
+        by_time.set(xlabel="compute seconds (sum over trials)", ylabel="best validation score so far")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    figure.legend(handles, labels, title="loss", loc="outside right upper", fontsize="small")
     return figure
 
 

@@ -278,7 +278,14 @@ def test_figures_have_their_axes_and_series(runs, final, tmp_path):
     assert [ax.get_title() for ax in ablation.axes] == ["sigma"]
     assert [t.get_text() for t in ablation.axes[0].get_xticklabels()] == ["0.1", "1.0"]
     search = search_history_figure(search_history(runs))
-    assert [ax.get_xlabel() for ax in search.axes] == ["trial", "compute seconds (sum over trials)"]
+    history = search_history(runs)
+    assert [ax.get_xlabel() for ax in search.axes] == ["trial"] * history["dataset"].nunique() + [
+        "compute seconds (sum over trials)"
+    ] * history["dataset"].nunique()
+    assert [ax.get_title() for ax in search.axes[: history["dataset"].nunique()]] == sorted(
+        history["dataset"].unique()
+    )
+    assert {t.get_text() for t in search.legends[0].get_texts()} == set(history["loss"])
     rng = np.random.default_rng(0)
     embeddings = embeddings_figure({"ce": (rng.normal(size=(50, 6)), rng.integers(0, 3, 50))})
     assert len(embeddings.axes[0].collections[0].get_offsets()) == 50
