@@ -90,4 +90,10 @@ def problems(error: ValidationError, data: Any) -> list[str]:
         else:
             options = " or ".join(dict.fromkeys(map(expected, errors)))
             lines.append(f"{path}: {errors[0].get('input')!r} is not valid; expected {options}.")
-    return lines
+    return [one_line(line) for line in lines]
+
+
+def one_line(text: str) -> str:
+    """`text` with any character that would break it into lines (a key or value the user wrote
+    may hold one) written as its escape, so each problem stays one line."""
+    return "".join(char if char.splitlines() == [char] else repr(char)[1:-1] for char in text)

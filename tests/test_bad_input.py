@@ -5,7 +5,7 @@ import gzip
 import json
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from common.errors import ConfigError
@@ -119,6 +119,7 @@ TRIAL_KEYS = st.sampled_from([*TrialConfig.__dataclass_fields__, "epoch", "sigma
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(SPEC_KEYS, VALUES, max_size=8))
+@example({"name": "\r"})  # found by Hypothesis: a line break in a value the message quotes
 def test_any_spec_mapping_parses_or_names_its_fault(data):
     try:
         spec = spec_from_mapping(data, "spec.yaml")
