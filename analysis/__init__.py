@@ -4,52 +4,49 @@ Reads the records Ray Tune wrote; imports neither `study` nor `trainables`. The 
 one import: `from analysis import load_runs, final_results, compare_study, ...`; `compare_study`
 returns every comparison of a study in one immutable result, which tables and plots only render."""
 
-from analysis.curves import curves, trial_convergence
-from analysis.load import load_runs
-from analysis.paper import paper_table
-from analysis.select import final_results
-from analysis.stats import Comparison, bootstrap_ci, compare, mean_interval, seed_summary
-from analysis.summary import outcome_note, summary_table
-from analysis.tables import ResultTable, results_table
-from analysis.verdict_text import across_frame, comparison_text, pair_frame, settings_frame
-from analysis.verdicts import ProtocolComparison, StudyComparison, check_settings, compare_study
+import importlib
 
-__all__ = [
-    "Comparison",
-    "ProtocolComparison",
-    "ResultTable",
-    "StudyComparison",
-    "across_frame",
-    "bootstrap_ci",
-    "cd_diagram",
-    "check_settings",
-    "compare",
-    "compare_study",
-    "comparison_text",
-    "convergence_figure",
-    "curves",
-    "final_results",
-    "load_runs",
-    "mean_interval",
-    "outcome_note",
-    "pair_frame",
-    "paper_table",
-    "results_table",
-    "seed_summary",
-    "settings_frame",
-    "summary_table",
-    "trial_convergence",
-]
+# Bound here, not found lazily: importing the submodule `analysis.curves` (as analysis.report
+# does) sets the package's `curves` to that module, which only this later binding overrides.
+from analysis.curves import curves as curves
 
+#: Where each name of the notebook API lives. Each module is imported when one of its names is
+#: first asked for: `gloss run`'s closing summary reads records without loading scipy, and
+#: matplotlib and seaborn (which sets its theme on import) load only where a figure is drawn.
+HOMES = {
+    "trial_convergence": "analysis.curves",
+    "load_runs": "analysis.load",
+    "paper_table": "analysis.paper",
+    "cd_diagram": "analysis.plots",
+    "convergence_figure": "analysis.plots",
+    "final_results": "analysis.select",
+    "Comparison": "analysis.stats",
+    "bootstrap_ci": "analysis.stats",
+    "compare": "analysis.stats",
+    "mean_interval": "analysis.stats",
+    "seed_summary": "analysis.stats",
+    "outcome_note": "analysis.summary",
+    "summary_table": "analysis.summary",
+    "ResultTable": "analysis.tables",
+    "results_table": "analysis.tables",
+    "across_frame": "analysis.verdict_text",
+    "comparison_text": "analysis.verdict_text",
+    "pair_frame": "analysis.verdict_text",
+    "settings_frame": "analysis.verdict_text",
+    "ProtocolComparison": "analysis.verdicts",
+    "StudyComparison": "analysis.verdicts",
+    "check_settings": "analysis.verdicts",
+    "compare_study": "analysis.verdicts",
+}
 
-FIGURES = ("cd_diagram", "convergence_figure")
+__all__ = sorted([*HOMES, "curves"])
 
 
 def __getattr__(name: str):
-    """The figures, imported when first asked for: matplotlib and seaborn (which sets its theme on
-    import) load only where a figure is drawn, not in every `gloss` command that reads records."""
-    if name in FIGURES:
-        from analysis import plots
+    if name not in HOMES:
+        raise AttributeError(f"module 'analysis' has no attribute {name!r}")
+    return getattr(importlib.import_module(HOMES[name]), name)
 
-        return getattr(plots, name)
-    raise AttributeError(f"module 'analysis' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *HOMES])

@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 
 from analysis.select import comparison_trials
-from analysis.stats import mean_interval
 
 
 def curves(
@@ -21,6 +20,8 @@ def curves(
     one seed), which interval it is, and n.
 
     Trials that stopped early contribute to the epochs they ran, so n can fall with the epoch."""
+    from analysis.stats import mean_interval  # scipy loads with the first curve, not the package
+
     rows = comparison_trials(runs).dropna(subset=[metric, "epoch"])
     out = []
     for key, group in rows.groupby([*by, "epoch"], sort=True):

@@ -1,8 +1,10 @@
 """Connect to Ray: a local instance that listens on 127.0.0.1 only (dashboard off unless asked),
 or an existing cluster at --address."""
 
+import contextlib
 import os
 import socket
+from collections.abc import Iterator
 
 from common.errors import GlossError
 
@@ -91,6 +93,23 @@ def connect(address: str | None, *, dashboard: bool = False, num_cpus: int | Non
             "cluster's token (copy the head's ~/.ray/auth_token here, or set RAY_AUTH_TOKEN) and "
             "set RAY_AUTH_MODE=token."
         ) from None
+
+
+@contextlib.contextmanager
+def connected(address: str | None, *, dashboard: bool = False) -> Iterator[None]:
+    """Connected to Ray for the block (see `connect`). A connection the block made ends with it:
+    a local Ray stops as soon as the study's trials have, not at interpreter exit, where Ray
+    first sleeps half a second for log lines this driver does not print. A Ray already
+    connected (a notebook's, a test's) is left as it was."""
+    import ray
+
+    ours = not ray.is_initialized()
+    connect(address, dashboard=dashboard)
+    try:
+        yield
+    finally:
+        if ours:
+            ray.shutdown()
 
 
 def token_refused(error: BaseException | None) -> bool:
